@@ -63,7 +63,7 @@ class CategoricalFeature(_Strict):
     hash_buckets: int | None = Field(default=None, ge=1)
     embedding_dim: int | None = Field(default=None, ge=1)
     share_vocab_with: str | None = None
-    fill_value: str | None = None  # a missing value becomes this string (else it is OOV)
+    fill_value: str = ""  # a missing value becomes this token (its own category, as in FuxiCTR)
     vocab_size: int | None = None  # set by fitting; includes the reserved ids
 
     @property

@@ -1,0 +1,318 @@
+"""Encoders fitted on the train split only, applied the same way to every split and to requests.
+
+:class:`Encoders` holds the fitted state of a schema: a vocabulary per vocabulary owner
+(categorical fields, bucketized numerics, sequences with their own vocabulary), statistics per
+normalized numeric, bucket edges per quantile-bucketized numeric, and the domain vocabulary.
+Everything is a Polars expression, so encoding a split is one vectorised query.
+
+Id conventions: 0 is padding, 1 is out-of-vocabulary (unseen in train, or rarer than
+``min_count``); real values start at 2, ordered by train frequency (ties by value) so the ids are
+deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ctrkit.data.readers import LINE
+from ctrkit.schema import (
+    NUM_RESERVED,
+    OOV_ID,
+    CategoricalFeature,
+    FeatureSchema,
+    NumericFeature,
+    SequenceFeature,
+)
+
+#: Label spellings accepted as 0/1 (after trimming); anything else is an error naming the line.
+_LABEL_TRUE = ["1", "1.0", "true", "True"]
+_LABEL_FALSE = ["0", "0.0", "false", "False", "-1"]
+
+
+def _float(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.Float64, strict=False)
+
+
+def criteo_log2(x: pl.Expr) -> pl.Expr:
+    """floor(log(x)^2) for x > 2, else int(x): the Criteo winners' (and BARS') bucketing."""
+    return pl.when(x > 2).then((x.log() ** 2).floor()).otherwise(x.floor()).cast(pl.Int64).cast(pl.String)
+
+
+def stable_hash_bucket(values: pl.Series, buckets: int) -> pl.Series:
+    """Bucket of each distinct value by CRC32, stable across processes and library versions
+    (Polars' own hash is not); called on distinct values only."""
+    return pl.Series([zlib.crc32(v.encode()) % buckets for v in values.to_list()], dtype=pl.Int64)
+
+
+@dataclass
+class Vocab:
+    """A fitted vocabulary: ``values[i]`` has id ``i + 2``. ``counts`` are train frequencies.
+    With ``hash_buckets`` set, ids are ``2 + crc32(value) % hash_buckets`` instead."""
+
+    values: list[str] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    hash_buckets: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Rows the embedding table needs, reserved ids included."""
+        return NUM_RESERVED + (self.hash_buckets if self.hash_buckets else len(self.values))
+
+    def encode(self, expr: pl.Expr) -> pl.Expr:
+        """String expression -> Int32 ids (unseen -> OOV)."""
+        if self.hash_buckets:
+            # Hash each distinct value once, on the Python side, through a stable function.
+            return expr.map_batches(
+                lambda s: _hash_series(s, self.hash_buckets or 1), return_dtype=pl.Int32
+            )
+        keys = pl.Series(self.values, dtype=pl.String)
+        ids = pl.Series(np.arange(NUM_RESERVED, NUM_RESERVED + len(self.values), dtype=np.int32))
+        return expr.replace_strict(keys, ids, default=OOV_ID, return_dtype=pl.Int32)
+
+
+def _hash_series(s: pl.Series, buckets: int) -> pl.Series:
+    uniq = s.drop_nulls().unique()
+    mapping = stable_hash_bucket(uniq, buckets) + NUM_RESERVED
+    return s.replace_strict(uniq, mapping.cast(pl.Int32), default=OOV_ID, return_dtype=pl.Int32)
+
+
+@dataclass
+class Encoders:
+    """Fitted state for one schema. Build with :meth:`fit`; apply with :meth:`transform`."""
+
+    schema: FeatureSchema
+    vocabs: dict[str, Vocab] = field(default_factory=dict)  # owner -> vocab
+    stats: dict[str, dict[str, float]] = field(default_factory=dict)  # numeric -> mean/std/min/max
+    edges: dict[str, list[float]] = field(default_factory=dict)  # quantile-bucketized numeric
+    domains: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ expressions
+    def token_expr(self, f: CategoricalFeature | NumericFeature) -> pl.Expr:
+        """The string token a single-valued categorical field contributes to its vocabulary."""
+        if isinstance(f, CategoricalFeature):
+            return pl.col(f.source).cast(pl.String).fill_null(f.fill_value)
+        assert f.bucketize is not None
+        x = _float(f.source).fill_null(f.fill_value)
+        if f.bucketize.method == "criteo_log2":
+            return criteo_log2(x)
+        # Quantile buckets are ids directly; the "token" is the bucket number.
+        edges = pl.Series(self.edges.get(f.name, []), dtype=pl.Float64)
+        return pl.lit(edges).search_sorted(x, side="right").cast(pl.String)
+
+    def sequence_expr(self, f: SequenceFeature) -> pl.Expr:
+        """List of string tokens, empty tokens dropped, truncated to ``max_len``."""
+        toks = (
+            pl.col(f.source)
+            .fill_null("")
+            .str.split(f.delimiter)
+            .list.eval(pl.element().filter(pl.element() != ""))
+        )
+        return toks.list.tail(f.max_len) if f.truncate == "pre" else toks.list.head(f.max_len)
+
+    def numeric_expr(self, f: NumericFeature) -> pl.Expr:
+        x = _float(f.source).fill_null(f.fill_value)
+        st = self.stats.get(f.name, {})
+        if f.normalizer == "standard":
+            x = (x - st["mean"]) / (st["std"] if st["std"] > 0 else 1.0)
+        elif f.normalizer == "minmax":
+            span = st["max"] - st["min"]
+            x = (x - st["min"]) / (span if span > 0 else 1.0)
+        elif f.normalizer == "log":
+            # Signed log1p: keeps order and sign, tames heavy tails; needs no fitted state.
+            x = x.sign() * x.abs().log1p()
+        return x.cast(pl.Float32)
+
+    # ------------------------------------------------------------------ fit
+    @classmethod
+    def fit(cls, schema: FeatureSchema, train: pl.LazyFrame) -> "Encoders":
+        """Fit every encoder on the train frame (one lazy query per kind of statistic)."""
+        enc = cls(schema)
+        owners: dict[str, list[pl.LazyFrame]] = {}
+        for f in schema.categorical:
+            owner = schema.vocab_owner(f.name)
+            if isinstance(f, NumericFeature) and f.bucketize and f.bucketize.method == "quantile":
+                continue  # fixed-size buckets, no vocabulary
+            owners.setdefault(owner, []).append(train.select(enc.token_expr(f).alias("token")))
+        # Quantile edges and normalizer statistics first: tokens of quantile fields need edges.
+        numeric_aggs = []
+        for f in schema.features:
+            if isinstance(f, NumericFeature) and f.bucketize is None and f.normalizer in ("standard", "minmax"):
+                x = _float(f.source).fill_null(f.fill_value)
+                numeric_aggs += [
+                    x.mean().alias(f"{f.name}|mean"),
+                    x.std().alias(f"{f.name}|std"),
+                    x.min().alias(f"{f.name}|min"),
+                    x.max().alias(f"{f.name}|max"),
+                ]
+            if isinstance(f, NumericFeature) and f.bucketize and f.bucketize.method == "quantile":
+                x = _float(f.source).fill_null(f.fill_value)
+                q = f.bucketize.num_buckets
+                numeric_aggs += [
+                    x.quantile(i / q, interpolation="linear").alias(f"{f.name}|q{i}") for i in range(1, q)
+                ]
+        if numeric_aggs:
+            row = train.select(numeric_aggs).collect().row(0, named=True)
+            for key, val in row.items():
+                name, stat = key.split("|")
+                if stat.startswith("q"):
+                    enc.edges.setdefault(name, []).append(float(val))
+                else:
+                    enc.stats.setdefault(name, {})[stat] = float(val) if val is not None else 0.0
+            for name in enc.edges:
+                enc.edges[name] = sorted(set(enc.edges[name]))
+        for f in schema.sequences:
+            owner = schema.vocab_owner(f.name)
+            owners.setdefault(owner, []).append(
+                train.select(enc.sequence_expr(f).explode().alias("token")).drop_nulls()
+            )
+        # One value-count per owner over all of its columns, all owners collected together.
+        queries = [
+            pl.concat(frames).group_by("token").agg(pl.len().alias("count")) for frames in owners.values()
+        ]
+        counted = pl.collect_all(queries) if queries else []
+        for owner, counts in zip(owners, counted):
+            spec = schema.feature(owner)
+            min_count = getattr(spec, "min_count", 1)
+            buckets = getattr(spec, "hash_buckets", None)
+            kept = counts.filter(pl.col("count") >= min_count).sort(["count", "token"], descending=[True, False])
+            enc.vocabs[owner] = Vocab(kept["token"].to_list(), kept["count"].to_list(), buckets)
+        if schema.domain:
+            doms = train.select(pl.col(schema.domain).drop_nulls().unique().sort()).collect()
+            enc.domains = doms[schema.domain].to_list()
+        return enc
+
+    def fitted_schema(self) -> FeatureSchema:
+        """The schema with vocabulary sizes (and the number of domains) filled in."""
+        sizes = {o: v.size for o, v in self.vocabs.items()}
+        for f in self.schema.categorical:
+            if isinstance(f, NumericFeature) and f.bucketize and f.bucketize.method == "quantile":
+                sizes[f.name] = NUM_RESERVED + len(self.edges.get(f.name, [])) + 1
+        s = self.schema.with_vocab_sizes(sizes)
+        if self.schema.domain:
+            s = s.model_copy(update={"num_domains": len(self.domains)})
+        return s
+
+    # ------------------------------------------------------------------ transform
+    def id_exprs(self) -> list[pl.Expr]:
+        """One Int32 id expression per ``schema.categorical`` field (local ids, no offsets)."""
+        out = []
+        for f in self.schema.categorical:
+            if isinstance(f, NumericFeature) and f.bucketize and f.bucketize.method == "quantile":
+                edges = pl.Series(self.edges.get(f.name, []), dtype=pl.Float64)
+                x = _float(f.source).fill_null(f.fill_value)
+                e = (pl.lit(edges).search_sorted(x, side="right").cast(pl.Int32) + NUM_RESERVED)
+            else:
+                e = self.vocabs[self.schema.vocab_owner(f.name)].encode(self.token_expr(f))
+            out.append(e.alias(f.name))
+        return out
+
+    def sequence_id_expr(self, f: SequenceFeature) -> pl.Expr:
+        vocab = self.vocabs[self.schema.vocab_owner(f.name)]
+        return self.sequence_expr(f).list.eval(vocab.encode(pl.element())).alias(f.name)
+
+    def label_exprs(self) -> list[pl.Expr]:
+        out = []
+        for t in self.schema.tasks:
+            c = pl.col(t.source).cast(pl.String).str.strip_chars()
+            out.append(
+                pl.when(c.is_in(_LABEL_TRUE)).then(1.0).when(c.is_in(_LABEL_FALSE)).then(0.0)
+                .otherwise(None).cast(pl.Float32).alias(f"label:{t.name}")
+            )
+        return out
+
+    def domain_expr(self) -> pl.Expr:
+        d = self.schema.domain
+        assert d is not None
+        keys = pl.Series(self.domains, dtype=pl.String)
+        ids = pl.Series(np.arange(len(self.domains), dtype=np.int32))
+        return pl.col(d).cast(pl.String).replace_strict(keys, ids, default=None, return_dtype=pl.Int32).alias("__domain")
+
+    def group_expr(self) -> pl.Expr:
+        # Groups only need to be told apart within a split, including groups unseen in train,
+        # so hash the raw value rather than using a train vocabulary.
+        g = self.schema.group
+        assert g is not None
+        return pl.col(g).cast(pl.String).hash(seed=0).reinterpret(signed=True).alias("__group")
+
+    def validation_exprs(self) -> list[tuple[str, str, pl.Expr]]:
+        """(column, problem, boolean expression true on a bad row) for every checkable column."""
+        checks: list[tuple[str, str, pl.Expr]] = []
+        for f in self.schema.features:
+            if isinstance(f, NumericFeature):
+                raw = pl.col(f.source).cast(pl.String).str.strip_chars()
+                bad = raw.is_not_null() & (raw != "") & _float(f.source).is_null()
+                checks.append((f.source, "is not a number", bad))
+        for t in self.schema.tasks:
+            c = pl.col(t.source).cast(pl.String).str.strip_chars()
+            checks.append((t.source, "label is not 0/1", ~c.is_in(_LABEL_TRUE + _LABEL_FALSE) | c.is_null()))
+        if self.schema.domain:
+            keys = pl.Series(self.domains, dtype=pl.String)
+            checks.append((self.schema.domain, "domain unseen in train", ~pl.col(self.schema.domain).cast(pl.String).is_in(keys)))
+        return checks
+
+    # ------------------------------------------------------------------ persistence
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema.to_dict(),
+            "vocabs": {
+                o: {"values": v.values, "counts": v.counts, "hash_buckets": v.hash_buckets} for o, v in self.vocabs.items()
+            },
+            "stats": self.stats,
+            "edges": self.edges,
+            "domains": self.domains,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Encoders":
+        return cls(
+            schema=FeatureSchema.from_dict(state["schema"]),
+            vocabs={
+                o: Vocab(v["values"], v["counts"], v.get("hash_buckets")) for o, v in state["vocabs"].items()
+            },
+            stats=state["stats"],
+            edges=state["edges"],
+            domains=state["domains"],
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_state()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Encoders":
+        return cls.from_state(json.loads(Path(path).read_text()))
+
+
+def first_bad_row(frame: pl.LazyFrame, checks: list[tuple[str, str, pl.Expr]]) -> tuple[str, str, int, str] | None:
+    """The first (column, problem, line, value) failing any check, or None; one query."""
+    if not checks:
+        return None
+    aggs = [pl.col(LINE).filter(bad).min().alias(f"{i}") for i, (_, _, bad) in enumerate(checks)]
+    row = frame.select(aggs).collect().row(0)
+    hits = [(line, i) for i, line in enumerate(row) if line is not None]
+    if not hits:
+        return None
+    line, i = min(hits)
+    col, problem, _ = checks[i]
+    value = frame.filter(pl.col(LINE) == line).select(pl.col(col).cast(pl.String)).collect().item()
+    return col, problem, int(line), value
+
+
+def bad_row_mask(checks: list[tuple[str, str, pl.Expr]]) -> tuple[pl.Expr, pl.Expr]:
+    """(any-bad boolean, reason string) expressions for the skip-bad-rows mode."""
+    if not checks:
+        return pl.lit(False), pl.lit(None, dtype=pl.String)
+    any_bad = pl.any_horizontal([b for _, _, b in checks])
+    reason = pl.coalesce(
+        [pl.when(b).then(pl.lit(f"column '{c}': {p}")) for c, p, b in checks]
+    )
+    return any_bad, reason
+
+
+__all__ = ["Encoders", "Vocab", "bad_row_mask", "criteo_log2", "first_bad_row"]
