@@ -33,7 +33,7 @@ def make(name: str, seed: int = 0):
     info = get_model_info(name)
     schema = schema_for(info.kind)
     torch.manual_seed(seed)
-    return build_model(name, schema), schema
+    return build_model(name, schema, info.cls.test_params), schema
 
 
 def total_loss(model, batch):

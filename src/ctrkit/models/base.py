@@ -39,6 +39,8 @@ class CTRModel(nn.Module):
 
     config_class: ClassVar[type]
     multi_task: ClassVar[bool] = False
+    #: Small parameter overrides the common test suite uses so every model stays quick to test.
+    test_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, schema: FeatureSchema, config: Any):
         super().__init__()

@@ -2,13 +2,13 @@
 
 Reference: Guo et al., "DeepFM: A Factorization-Machine based Neural Network for CTR Prediction",
 IJCAI 2017, Section 2.1 (y = sigmoid(y_FM + y_DNN), shared embeddings, no pre-training). Layout
-and defaults from FuxiCTR ``model_zoo/DeepFM/DeepFM_torch/src/DeepFM.py``: ``FactorizationMachine``
-(first-order term with bias + pairwise term) plus ``MLP_Block`` with hidden_units 64-64-64, ReLU,
-no dropout, no batch norm, embedding_dim 10. Tuned Frappe_x1 settings: BARS
-``ranking/ctr/DeepFM/DeepFM_frappe_x1``.
+and defaults from FuxiCTR ``model_zoo/DeepFM/DeepFM_torch/src/DeepFM.py``: first-order term plus
+pairwise term plus ``MLP_Block`` with hidden_units 64-64-64, ReLU, no dropout, no batch norm,
+embedding_dim 10. Tuned Frappe_x1 settings: BARS ``ranking/ctr/DeepFM/DeepFM_frappe_x1``.
 
-Departures: none. Like FuxiCTR, both the first-order term and the MLP output layer carry a bias;
-the two are redundant but harmless.
+The one global bias is the MLP's output bias, as in FuxiCTR v1.x (``FM_Layer_v2(use_bias=False)``),
+the version BARS ran: with it the parameter count equals the BARS log's (423,280 on Frappe_x1).
+Current FuxiCTR adds a second, redundant bias to the first-order term.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class DeepFM(CTRModel):
     def __init__(self, schema: FeatureSchema, config: DeepFMConfig):
         super().__init__(schema, config)
         self.embedding = FeatureEmbedding(schema, config.embedding_dim)
-        self.linear = LinearTerm(schema)
+        self.linear = LinearTerm(schema, bias=False)  # the MLP output layer holds the bias
         self.fm = FMInteraction()
         self.mlp = MLP(
             self.embedding.num_fields * config.embedding_dim,

@@ -33,7 +33,8 @@ class MLP(nn.Module):
     """Linear -> [BatchNorm] -> activation -> [Dropout] per hidden layer, then an optional output
     linear layer.
 
-    Same layer order and meaning as FuxiCTR's ``MLP_Block`` (whose BARS configs call these
+    Same layer order, meaning and initialisation (Xavier-normal weights, zero biases) as FuxiCTR's
+    ``MLP_Block`` (whose BARS configs call these
     ``hidden_units``, ``hidden_activations``, ``net_dropout``, ``batch_norm``).
 
     x: (B, input_dim) -> (B, hidden_units[-1]) or (B, output_dim) when ``output_dim`` is set.
@@ -66,6 +67,13 @@ class MLP(nn.Module):
             d = output_dim
         self.net = nn.Sequential(*layers)
         self.output_dim = d
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                # FuxiCTR's BaseModel re-initialises every Linear this way; the BARS configs were
+                # tuned with it (PyTorch's default uniform init trains a little differently).
+                nn.init.xavier_normal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
