@@ -41,8 +41,12 @@ def _float(col: str) -> pl.Expr:
 
 
 def criteo_log2(x: pl.Expr) -> pl.Expr:
-    """floor(log(x)^2) for x > 2, else int(x): the Criteo winners' (and BARS') bucketing."""
-    return pl.when(x > 2).then((x.log() ** 2).floor()).otherwise(x.floor()).cast(pl.Int64).cast(pl.String)
+    """floor(log(x)^2) for x > 2, else int(x): the Criteo winners' (and BARS') bucketing.
+
+    ``int(x)`` truncates toward zero like FuxiCTR's Python ``int`` (``-1.5 -> -1``), which the
+    Int64 cast does; flooring would give ``-2``.
+    """
+    return pl.when(x > 2).then((x.log() ** 2).floor()).otherwise(x).cast(pl.Int64).cast(pl.String)
 
 
 def stable_hash_bucket(values: pl.Series, buckets: int) -> pl.Series:

@@ -31,7 +31,7 @@ class BatchLoader:
 
     def __init__(
         self,
-        store: Store,
+        store: Store | None,
         split: str,
         batch_size: int,
         *,
@@ -41,11 +41,19 @@ class BatchLoader:
         prefetch: int = 2,
         rank: int = 0,
         world_size: int = 1,
+        arrays: SplitArrays | None = None,
+        schema: FeatureSchema | None = None,
     ):
+        """Batches of ``store``'s ``split``, or of in-memory ``arrays`` with their ``schema``."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.schema: FeatureSchema = store.schema
-        self.arrays: SplitArrays = store.arrays(split)
+        if store is not None:
+            self.schema: FeatureSchema = store.schema
+            self.arrays: SplitArrays = store.arrays(split)
+        elif arrays is not None and schema is not None:
+            self.schema, self.arrays = schema, arrays
+        else:
+            raise ValueError("BatchLoader needs a store, or arrays and a schema")
         self.layout = FieldLayout.from_schema(self.schema)
         self.offsets = self.layout.categorical_offsets.astype(np.int64)
         self.batch_size = batch_size
@@ -57,7 +65,8 @@ class BatchLoader:
         self.world_size = world_size
         self.split = split
         self.n = len(self.arrays)
-        self.task_names = self.schema.task_names
+        # Arrays encoded without labels (prediction) give batches with no labels.
+        self.task_names = self.schema.task_names if self.arrays.labels.shape[1] else []
         self.seq_offsets = {f.name: self.layout.offset(f.name) for f in self.schema.sequences}
 
     def _num_global_batches(self) -> int:
@@ -109,12 +118,19 @@ class BatchLoader:
             seqs[name] = _gather_sequence(a.seq_values[name], a.seq_offsets[name], idx, off)
         return Batch(
             ids=torch.from_numpy(ids),
-            dense=torch.from_numpy(np.ascontiguousarray(a.dense[idx])),
+            dense=torch.from_numpy(_owned(a.dense[idx])),
             sequences=seqs,
-            labels={t: torch.from_numpy(np.ascontiguousarray(labels[:, j])) for j, t in enumerate(self.task_names)},
-            group=None if a.group is None else torch.from_numpy(np.asarray(a.group[idx], dtype=np.int64)),
-            domain=None if a.domain is None else torch.from_numpy(np.asarray(a.domain[idx], dtype=np.int64)),
+            labels={t: torch.from_numpy(_owned(labels[:, j])) for j, t in enumerate(self.task_names)},
+            group=None if a.group is None else torch.from_numpy(_owned(a.group[idx], np.int64)),
+            domain=None if a.domain is None else torch.from_numpy(_owned(a.domain[idx], np.int64)),
         )
+
+
+def _owned(x: np.ndarray, dtype: type | None = None) -> np.ndarray:
+    """A contiguous, writable array. A slice of the read-only memory map is copied: a tensor that
+    aliased it would crash the process (SIGSEGV) on any in-place op; gathers are copies already."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    return x if x.flags.writeable else np.array(x)
 
 
 def _gather_sequence(values: np.ndarray, offsets: np.ndarray, idx: slice | np.ndarray, table_offset: int) -> SequenceBatch:

@@ -167,8 +167,9 @@ class StructureReport:
     bad_counts: list[int] = field(default_factory=list)
 
 
-def check_structure(src: SourceFile, max_report: int = 1000) -> StructureReport:
-    """Count fields on every line (vectorised) and report lines whose count is wrong.
+def check_structure(src: SourceFile, max_report: int | None = 1000) -> StructureReport:
+    """Count fields on every line (vectorised) and report lines whose count is wrong
+    (the first ``max_report`` of them; all of them when it is None).
 
     Quoted separators are not understood here; files that quote fields containing the separator
     skip this check (Polars' own parser then reports over-long rows).
@@ -181,18 +182,24 @@ def check_structure(src: SourceFile, max_report: int = 1000) -> StructureReport:
     lines = pl.scan_csv(
         src.path, separator="\x1f", has_header=False, new_columns=[_RAW], quote_char=None, infer_schema=False
     ).with_row_index(LINE, offset=1)
+    # A blank line reads as a null raw line: it has 0 fields (not "no count", which the filter
+    # below would silently let through as an all-null row).
     if src.format == "libsvm":
-        counts = pl.col(_RAW).str.strip_chars().str.count_matches(src.sep, literal=True) + 1
-        bad = lines.with_columns(n=counts).filter(pl.col("n") < 1)
+        # Fields are positional: every line must have the label plus one token per named field.
+        counts = (pl.col(_RAW).str.strip_chars().str.count_matches(src.sep, literal=True) + 1).fill_null(0)
+        bad = lines.with_columns(n=counts).filter(pl.col("n") != expected)
     else:
         if src.header:
             lines = lines.filter(pl.col(LINE) > 1)
         has_quote = lines.select(pl.col(_RAW).str.contains('"', literal=True).any()).collect().item()
         if has_quote:
             return rep
-        counts = pl.col(_RAW).str.count_matches(src.sep, literal=True) + 1
+        counts = (pl.col(_RAW).str.count_matches(src.sep, literal=True) + 1).fill_null(0)
         bad = lines.with_columns(n=counts).filter(pl.col("n") != expected)
-    found = bad.select(LINE, "n").head(max_report).collect()
+    found = bad.select(LINE, "n")
+    if max_report is not None:  # (no huge head(): Polars' 32-bit row index overflows)
+        found = found.head(max_report)
+    found = found.collect()
     rep.bad_lines = [int(x) for x in found[LINE]]
     rep.bad_counts = [int(x) for x in found["n"]]
     return rep
@@ -200,7 +207,7 @@ def check_structure(src: SourceFile, max_report: int = 1000) -> StructureReport:
 
 def bad_line_set(src: SourceFile) -> tuple[StructureReport, pl.DataFrame]:
     """All malformed lines (line number, field count, raw text) for a rejects file."""
-    rep = check_structure(src, max_report=10**12)
+    rep = check_structure(src, max_report=None)
     if not rep.bad_lines:
         return rep, pl.DataFrame({LINE: [], "raw": []}, schema={LINE: pl.Int64, "raw": pl.String})
     lines = pl.scan_csv(

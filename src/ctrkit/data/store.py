@@ -110,7 +110,7 @@ class SplitArrays:
     seq_offsets: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.ids.shape[0])
 
 
 class Store:
@@ -180,6 +180,9 @@ def build_store(
     fp = _fingerprint(spec, sources)
     if old is not None and old.get("fingerprint") == fp and not force:
         return Store(target, old)
+    # The swap below deletes what is at ``target``: only ever an older store (or nothing).
+    if target.exists() and not (target / "manifest.json").exists() and (not target.is_dir() or any(target.iterdir())):
+        raise DataError("exists and is not a ctrkit store (no manifest.json); refusing to replace it", file=target)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{time.time_ns()}"
@@ -301,10 +304,11 @@ def _write_store(
     return manifest
 
 
-def _encode_split(enc: Encoders, schema: FeatureSchema, frame: pl.LazyFrame, out: Path) -> dict:
-    out.mkdir()
+def encode_frame(enc: Encoders, schema: FeatureSchema, frame: pl.LazyFrame, *, with_labels: bool = True) -> SplitArrays:
+    """Encode a (checked) frame into in-memory arrays with fitted encoders: one Polars query."""
     exprs = enc.id_exprs() + [enc.numeric_expr(f).alias(f"num:{f.name}") for f in schema.numeric]
-    exprs += enc.label_exprs()
+    if with_labels:
+        exprs += enc.label_exprs()
     exprs += [enc.sequence_id_expr(f) for f in schema.sequences]
     if schema.group:
         exprs.append(enc.group_expr())
@@ -312,35 +316,51 @@ def _encode_split(enc: Encoders, schema: FeatureSchema, frame: pl.LazyFrame, out
         exprs.append(enc.domain_expr())
     df = frame.select(exprs).collect()
     n = df.height
-    cat_names = [f.name for f in schema.categorical]
-    ids = _matrix(df, cat_names, np.int32, n)
-    dense = _matrix(df, [f"num:{f.name}" for f in schema.numeric], np.float32, n)
-    labels = _matrix(df, [f"label:{t}" for t in schema.task_names], np.float32, n)
-    np.save(out / "ids.npy", ids)
-    np.save(out / "dense.npy", dense)
-    np.save(out / "labels.npy", labels)
+    arr = SplitArrays(
+        ids=_matrix(df, [f.name for f in schema.categorical], np.int32, n),
+        dense=_matrix(df, [f"num:{f.name}" for f in schema.numeric], np.float32, n),
+        labels=_matrix(df, [f"label:{t}" for t in schema.task_names] if with_labels else [], np.float32, n),
+    )
     if schema.group:
-        np.save(out / "group.npy", df["__group"].to_numpy().astype(np.int64))
+        arr.group = df["__group"].to_numpy().astype(np.int64)
     if schema.domain:
-        np.save(out / "domain.npy", df["__domain"].to_numpy().astype(np.int32))
-    seq_info = {}
+        arr.domain = df["__domain"].to_numpy().astype(np.int32)
     for f in schema.sequences:
         col = df[f.name]
         lengths = col.list.len().fill_null(0).to_numpy().astype(np.int64)
-        values = col.explode().drop_nulls().to_numpy().astype(np.int32)
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
+        arr.seq_values[f.name] = col.explode().drop_nulls().to_numpy().astype(np.int32)
+        arr.seq_offsets[f.name] = offsets
+    return arr
+
+
+def _encode_split(enc: Encoders, schema: FeatureSchema, frame: pl.LazyFrame, out: Path) -> dict:
+    out.mkdir()
+    arr = encode_frame(enc, schema, frame)
+    n = len(arr)
+    np.save(out / "ids.npy", arr.ids)
+    np.save(out / "dense.npy", arr.dense)
+    np.save(out / "labels.npy", arr.labels)
+    if arr.group is not None:
+        np.save(out / "group.npy", arr.group)
+    if arr.domain is not None:
+        np.save(out / "domain.npy", arr.domain)
+    seq_info = {}
+    for f in schema.sequences:
+        values, offsets = arr.seq_values[f.name], arr.seq_offsets[f.name]
         np.save(out / f"seq.{f.name}.values.npy", values)
         np.save(out / f"seq.{f.name}.offsets.npy", offsets)
         seq_info[f.name] = {
-            "mean_length": float(lengths.mean()) if n else 0.0,
+            "mean_length": float(np.diff(offsets).mean()) if n else 0.0,
             "oov": int((values == OOV_ID).sum()),
             "items": int(values.size),
         }
-    oov = (ids == OOV_ID).sum(axis=0) if n else np.zeros(len(cat_names), dtype=np.int64)
+    cat_names = [f.name for f in schema.categorical]
+    oov = (arr.ids == OOV_ID).sum(axis=0) if n else np.zeros(len(cat_names), dtype=np.int64)
     return {
         "rows": n,
-        "positives": {t: int(labels[:, i].sum()) for i, t in enumerate(schema.task_names)},
+        "positives": {t: int(arr.labels[:, i].sum()) for i, t in enumerate(schema.task_names)},
         "oov": {name: int(oov[i]) for i, name in enumerate(cat_names)},
         "sequences": seq_info,
     }
