@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ctrkit.nn.dropout import FastDropout
+
 
 class MultiHeadSelfAttention(nn.Module):
     """Every field attends to every field (itself included) in ``num_heads`` subspaces.
@@ -55,7 +57,7 @@ class MultiHeadSelfAttention(nn.Module):
             if use_residual and input_dim != attention_dim
             else None
         )
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+        self.dropout = FastDropout(dropout) if dropout > 0 else None
         self.norm = nn.LayerNorm(attention_dim) if layer_norm else None
         self.output_dim = attention_dim
 

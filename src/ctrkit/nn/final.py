@@ -17,6 +17,8 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
+from ctrkit.nn.dropout import FastDropout
+
 from ctrkit.batch import Batch, FieldLayout
 from ctrkit.nn.embedding import masked_mean
 from ctrkit.nn.mlp import MLP, activation
@@ -223,7 +225,7 @@ class FinalBlock(nn.Module):
             if activation_name is not None:
                 layers.append(activation(activation_name))
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(FastDropout(dropout))
             d = h
         self.net = nn.Sequential(*layers)
         self.output_dim = d

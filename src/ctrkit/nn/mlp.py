@@ -7,6 +7,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ctrkit.nn.dropout import FastDropout
+
 
 def activation(name: str) -> nn.Module:
     """An activation module by (case-insensitive) name: relu, tanh, sigmoid, leaky_relu, gelu,
@@ -60,7 +62,7 @@ class MLP(nn.Module):
                 layers.append(nn.BatchNorm1d(h))
             layers.append(activation(activation_name))
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(FastDropout(dropout))
             d = h
         if output_dim is not None:
             layers.append(nn.Linear(d, output_dim, bias=output_bias))
