@@ -13,6 +13,10 @@ from ctrkit import __version__
 
 # (module, attribute) of every subcommand, in the order ``--help`` lists them.
 _COMMANDS = [
+    ("ctrkit.commands.train", "demo_cmd"),
+    ("ctrkit.commands.train", "train_cmd"),
+    ("ctrkit.commands.train", "evaluate_cmd"),
+    ("ctrkit.commands.train", "predict_cmd"),
     ("ctrkit.commands.data", "data"),
     ("ctrkit.commands.models", "models"),
 ]
