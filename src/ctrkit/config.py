@@ -174,6 +174,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     out = copy.deepcopy(data)
+    rd = out.get("run_dir")
+    if isinstance(rd, str) and rd and not Path(rd).is_absolute():
+        out["run_dir"] = str((base / rd).resolve())
     ds = out.get("dataset")
     if isinstance(ds, dict):
         for k in ("source", "store", "train", "valid", "test", "schema"):
