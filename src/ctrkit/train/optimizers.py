@@ -105,7 +105,7 @@ class RowSparseAdam(Optimizer):
     sqrt(1 - beta2)`` (about 3.2 lr for the default betas) instead of ``lr``. With the per-row
     count every row's first update has magnitude lr, whenever the row first appears, which matters
     for the long tail of ids. Cost: 4 bytes per row next to the 2 x dim x 4 bytes of the moments.
-    When every row is present in every step (or with dense gradients), the per-row step equals the
+    When every row is present in every step (or with dense gradients only), the per-row step is the
     global step and the optimizer is exactly Adam.
     """
 
