@@ -161,3 +161,11 @@ def test_monitor_expressions():
     with pytest.raises(ValueError):
         monitor_value("click:accuracy", m)
     assert np.isfinite(monitor_value("logloss", m))
+
+
+def test_ctrkit_train_is_callable(synth_dir, tmp_path):
+    import ctrkit
+
+    res = ctrkit.train(run_cfg(synth_dir, tmp_path, epochs=1))
+    assert res.run_dir.exists() and "test" in res.metrics
+    assert isinstance(ctrkit.RunConfig.from_dict(run_cfg(synth_dir, tmp_path)), RunConfig)

@@ -117,18 +117,23 @@ def build_optimizers(model: nn.Module, cfg: TrainingConfig) -> list[torch.optim.
 def clip_gradients(params: list[nn.Parameter], max_norm: float) -> float:
     """Clip the global gradient norm over dense and sparse gradients; returns the norm.
 
-    Sparse gradients are coalesced here (duplicate rows summed, as the norm requires) and stored
-    back, so the row-sparse optimizer does not coalesce them again.
+    Sparse gradients are coalesced here (duplicate rows summed, as the norm requires, with the
+    optimizer's sort-based routine, several times faster than ``Tensor.coalesce`` on CPU) and
+    stored back marked coalesced, so the row-sparse optimizer does not coalesce them again.
     """
+    from ctrkit.train.optimizers import coalesce_rows
+
     sq = []
     for p in params:
         g = p.grad
         if g is None:
             continue
         if g.is_sparse:
-            g = g.coalesce()
+            rows, vals = coalesce_rows(g)
+            vals = vals.reshape(rows.numel(), *g.shape[1:])
+            g = torch.sparse_coo_tensor(rows.unsqueeze(0), vals, g.shape, is_coalesced=True, check_invariants=False)
             p.grad = g
-            sq.append(g.values().pow(2).sum())
+            sq.append(vals.pow(2).sum())
         else:
             sq.append(g.pow(2).sum())
     if not sq:
