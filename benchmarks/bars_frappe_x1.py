@@ -27,14 +27,19 @@ CONFIGS = REPO / "src" / "ctrkit" / "configs" / "bars" / "frappe_x1"
 
 
 def load_configs(names: list[str] | None) -> list[dict]:
-    out = []
+    """BARS configs by model name (or file stem), in the order given; all of them by default."""
+    found = {}
     for p in sorted(CONFIGS.glob("*.yaml")):
         cfg = yaml.safe_load(p.read_text())
         cfg["_file"] = p.name
-        if names and cfg["model"]["name"] not in names and p.stem not in names:
-            continue
-        out.append(cfg)
-    return out
+        found[cfg["model"]["name"]] = cfg
+        found.setdefault(p.stem, cfg)
+    if not names:
+        return [found[k] for k in sorted({c["model"]["name"] for c in found.values()})]
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise SystemExit(f"no BARS config for {missing} in {CONFIGS}")
+    return [found[n] for n in names]
 
 
 def main() -> int:
@@ -84,13 +89,14 @@ def main() -> int:
         res = train(run)
         secs = time.perf_counter() - t0
         m = res.metrics
+        task = next(iter(m["test"]))  # Frappe_x1 has one task
         bars = cfg.get("bars") or {}
         r = {
             "model": model,
             "mode": args.mode,
             "seed": seed,
-            "auc": m["test"]["label"]["auc"],
-            "logloss": m["test"]["label"]["logloss"],
+            "auc": m["test"][task]["auc"],
+            "logloss": m["test"][task]["logloss"],
             "bars_auc": bars.get("auc"),
             "bars_logloss": bars.get("logloss"),
             "epochs": m["epochs"],

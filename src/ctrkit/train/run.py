@@ -73,6 +73,20 @@ def _loaders(store: Store, cfg: RunConfig, rank: int = 0, world: int = 1) -> tup
     return train, valid
 
 
+def process_group() -> tuple[int, int]:
+    """(rank, world size) when launched under ``torch.distributed`` (e.g. torchrun), else (0, 1).
+
+    With a process group the loaders shard batches by rank, evaluation gathers every rank's
+    predictions before computing metrics, and only rank 0 logs and writes files. Gradient
+    averaging across ranks (DistributedDataParallel) is not wired in yet.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -112,8 +126,9 @@ def train(config: RunConfig | dict[str, Any] | str | Path, *, resume: str | Path
         atomic_write_json({"store": str(store.dir.resolve()), "fingerprint": store.manifest["fingerprint"]}, run_dir / "store.json")
         seed_everything(t.seed)
         model = build_model(cfg.model.name, schema, cfg.model.params)
-        train_loader, valid_loader = _loaders(store, cfg)
-        trainer = Trainer(model, t, train_loader, valid_loader, run_dir)
+        rank, world = process_group()
+        train_loader, valid_loader = _loaders(store, cfg, rank, world)
+        trainer = Trainer(model, t, train_loader, valid_loader, run_dir, rank=rank, world_size=world)
         log.info(
             "ctrkit %s | %s on %s | %d parameters | embeddings %s | threads torch=%d polars=%s | batch %d",
             __version__,
