@@ -1,0 +1,155 @@
+"""Interaction layers of the factorization-machine family beyond plain FM.
+
+Every layer takes field embeddings ``e`` of shape (B, F, D) (from
+:class:`ctrkit.nn.embedding.FeatureEmbedding`). Plain FM's pairwise term and the bi-interaction
+vector live in :mod:`ctrkit.nn.interactions`; the inner product of every pair is
+:class:`ctrkit.nn.interactions.InnerProductPairs`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ctrkit.nn.dropout import FastDropout
+
+
+class PairwiseProducts(nn.Module):
+    """The element-wise product of every field pair: e (B, F, D) -> (B, F*(F-1)/2, D).
+
+    Pairs (i, j), i < j, in row-major ``torch.triu_indices`` order, the order of FuxiCTR's
+    ``InnerProductInteraction(output="elementwise_product")`` (AFM's pair-wise interaction layer).
+    """
+
+    def __init__(self, num_fields: int):
+        super().__init__()
+        rows, cols = torch.triu_indices(num_fields, num_fields, offset=1)
+        self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("cols", cols, persistent=False)
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.rows.numel())
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        return e[:, self.rows] * e[:, self.cols]
+
+
+def elementary_symmetric(e: torch.Tensor, order: int) -> list[torch.Tensor]:
+    """Elementary symmetric polynomials of the fields, per embedding coordinate.
+
+    e: (B, F, D) -> [E_0, ..., E_order], each (B, D), where
+    E_t[b, d] = sum over all t-subsets {f_1 < ... < f_t} of prod_k e[b, f_k, d].
+
+    Computed from power sums P_k = sum_f e_f^k by Newton's identities,
+    E_t = (1/t) sum_{k=1..t} (-1)^(k-1) E_{t-k} P_k: O(order * F * D) work with no loop over
+    fields or subsets (Blondel et al., NIPS 2016, Sec. 3 compute the same ANOVA kernel with a
+    dynamic programme; Rendle's FM trick is the case t = 2). Orders are small (2 to 4), where the
+    alternating sum is numerically benign.
+    """
+    if order < 0:
+        raise ValueError(f"order must be >= 0, got {order}")
+    B, _, D = e.shape
+    powers = [None] + [e.pow(k).sum(dim=1) for k in range(1, order + 1)]  # P_k: (B, D)
+    out = [e.new_ones(B, D)]
+    for t in range(1, order + 1):
+        acc = torch.zeros_like(out[0])
+        for k in range(1, t + 1):
+            term = out[t - k] * powers[k]
+            acc = acc + term if k % 2 == 1 else acc - term
+        out.append(acc / t)
+    return out
+
+
+def anova_kernel(e: torch.Tensor, order: int) -> torch.Tensor:
+    """HOFM's order-t term: sum over all t-subsets of fields of sum_d prod_k e[f_k, d].
+
+    e: (B, F, D) -> (B,). Order 2 is FM's pairwise term sum_{i<j} <e_i, e_j>.
+    """
+    return elementary_symmetric(e, order)[order].sum(dim=-1)
+
+
+class FieldMatrixedInteraction(nn.Module):
+    """FmFM's pairwise term: sum_{i<j} <e_i M_{ij}, e_j>, one learned transform per field pair.
+
+    ``kind="matrixed"``: M_{ij} is a (D, D) matrix; ``kind="vectorized"``: a diagonal matrix
+    stored as a (D,) vector (FwFM is the special case of a scalar multiple of the identity).
+    Weights are Xavier-normal, as FuxiCTR's ``FmFM`` initialises them.
+
+    e: (B, F, D) -> (B,).
+    """
+
+    def __init__(self, num_fields: int, dim: int, kind: Literal["matrixed", "vectorized"] = "matrixed"):
+        super().__init__()
+        if kind not in ("matrixed", "vectorized"):
+            raise ValueError(f"field_interaction_type must be 'matrixed' or 'vectorized', got {kind!r}")
+        self.kind = kind
+        self.pairs = PairwiseProducts(num_fields)  # for its index buffers
+        P = self.pairs.num_pairs
+        shape = (P, dim, dim) if kind == "matrixed" else (P, dim)
+        self.weight = nn.Parameter(torch.empty(shape))
+        nn.init.xavier_normal_(self.weight)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        left = e[:, self.pairs.rows]  # (B, P, D)
+        right = e[:, self.pairs.cols]
+        if self.kind == "vectorized":
+            left = left * self.weight
+        else:
+            left = torch.einsum("bpd,pde->bpe", left, self.weight)
+        return (left * right).sum(dim=(1, 2))
+
+
+class AttentionalPooling(nn.Module):
+    """AFM's attention-based pooling of pair-wise interaction vectors.
+
+    x: (B, P, D) element-wise products -> (B,):
+        a = softmax_p(h^T ReLU(W x_p + b))      (B, P), attention over pairs
+        s = sum_p a_p x_p                       (B, D)
+        out = p^T s                             (B,)
+    with dropout on the attention weights and on ``s`` (FuxiCTR's ``attention_dropout`` pair;
+    the paper applies dropout on the pooled vector only).
+    """
+
+    def __init__(self, dim: int, attention_dim: int, dropout: tuple[float, float] = (0.0, 0.0)):
+        super().__init__()
+        self.attention = nn.Linear(dim, attention_dim)
+        self.h = nn.Linear(attention_dim, 1, bias=False)
+        self.p = nn.Linear(dim, 1, bias=False)
+        self.dropout_weights = FastDropout(dropout[0]) if dropout[0] > 0 else None
+        self.dropout_pooled = FastDropout(dropout[1]) if dropout[1] > 0 else None
+        for m in (self.attention, self.h, self.p):
+            nn.init.xavier_normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, P, D) -> (B, P) attention weights; each row sums to one."""
+        return torch.softmax(self.h(torch.relu(self.attention(x))).squeeze(-1), dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.weights(x)
+        if self.dropout_weights is not None:
+            a = self.dropout_weights(a)
+        s = (a.unsqueeze(-1) * x).sum(dim=1)  # (B, D)
+        if self.dropout_pooled is not None:
+            s = self.dropout_pooled(s)
+        return self.p(s).squeeze(-1)
+
+
+def lorentz_triangle_pooling(e: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """LorentzFM's score: sum over field pairs of the triangle-inequality score in hyperbolic space.
+
+    e: (B, F, D) points' spatial coordinates; the time coordinate is u0 = sqrt(1 + |u|^2) (the
+    hyperboloid with beta = 1). For a pair (u, v), with Lorentz inner product
+    <u, v>_L = <u, v> - u0 v0,
+        T(u, v) = (1 - <u, v>_L - u0 - v0) / (u0 v0) = 1 + (1 - <u, v> - u0 - v0) / (u0 v0)
+    (Xu et al., AAAI 2020, Eq. 7-9; FuxiCTR's ``triangle_pooling``). Returns (B,), the sum of
+    T over the pairs ``(rows[k], cols[k])``.
+    """
+    u0 = torch.sqrt(e.pow(2).sum(dim=-1) + 1.0)  # (B, F)
+    inner = (e[:, rows] * e[:, cols]).sum(dim=-1)  # (B, P)
+    a, b = u0[:, rows], u0[:, cols]
+    return (1.0 + (1.0 - inner - a - b) / (a * b)).sum(dim=1)
