@@ -169,3 +169,14 @@ def test_ctrkit_train_is_callable(synth_dir, tmp_path):
     res = ctrkit.train(run_cfg(synth_dir, tmp_path, epochs=1))
     assert res.run_dir.exists() and "test" in res.metrics
     assert isinstance(ctrkit.RunConfig.from_dict(run_cfg(synth_dir, tmp_path)), RunConfig)
+
+
+def test_per_domain_metrics(tmp_path):
+    d = tmp_path / "dom"
+    synthesize(d, SynthConfig(rows=6_000, num_numeric=2, num_categorical=4, domains=3, seed=3))
+    cfg = run_cfg(d, tmp_path, epochs=1, monitor="domain_mean_auc")
+    res = train(cfg)
+    m = res.metrics["test"]["click"]
+    assert set(m["domains"]) == {"0", "1", "2"}
+    assert sum(v["rows"] for v in m["domains"].values()) == 600
+    assert m["domain_mean_auc"] == pytest.approx(np.mean([v["auc"] for v in m["domains"].values()]))

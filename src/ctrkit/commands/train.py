@@ -63,7 +63,6 @@ def train_cmd(config: str | None, overrides: tuple[str, ...], resume: str | None
 def evaluate_cmd(run_dir: str, split: str, batch_size: int) -> None:
     """Evaluate a finished run's best model on a split of its dataset."""
     from ctrkit.data.loader import BatchLoader
-    from ctrkit.metrics import evaluate_scores
     from ctrkit.train.run import load_run
     from ctrkit.train.trainer import Trainer
 
@@ -73,8 +72,7 @@ def evaluate_cmd(run_dir: str, split: str, batch_size: int) -> None:
     except (CtrkitError, KeyError) as e:
         _fail(e)
         return
-    logits, labels, groups = Trainer.predict_with(model, loader)
-    result = {t: evaluate_scores(labels[t], logits[t], groups) for t in logits}
+    result = Trainer.predict_with(model, loader).metrics()
     click.echo(json.dumps({split: result}, indent=2))
 
 

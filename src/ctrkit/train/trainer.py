@@ -42,14 +42,18 @@ log = logging.getLogger("ctrkit.train")
 
 
 # --------------------------------------------------------------------------- monitor
-_TERM = re.compile(r"^\s*(?:(?P<w>[0-9.eE+-]+)\s*\*\s*)?(?:(?P<task>[A-Za-z0-9_]+):)?(?P<metric>auc-logloss|auc|logloss|gauc|ne)\s*$")
+_TERM = re.compile(
+    r"^\s*(?:(?P<w>[0-9.eE+-]+)\s*\*\s*)?(?:(?P<task>[A-Za-z0-9_]+):)?"
+    r"(?P<metric>auc-logloss|domain_mean_auc|auc|logloss|gauc|ne)\s*$"
+)
 
 
 def monitor_value(spec: str, metrics: dict[str, dict[str, float]]) -> float:
     """Evaluate a monitor expression over per-task metrics.
 
     ``auc`` (mean over tasks), ``click:auc``, ``auc-logloss`` (AUC minus logloss, FuxiCTR's
-    combined monitor), and weighted sums such as ``0.7*click:auc+0.3*conversion:auc``.
+    combined monitor), ``domain_mean_auc`` (multi-domain data), and weighted sums such as
+    ``0.7*click:auc+0.3*conversion:auc``.
     """
     total = 0.0
     for term in spec.split("+"):
@@ -245,12 +249,13 @@ class Trainer:
     # ------------------------------------------------------------ evaluation
     @staticmethod
     @torch.inference_mode()
-    def predict_with(model: nn.Module, loader: BatchLoader) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]:
-        """(logits per task, labels per task, groups or None) of ``model`` over a whole loader."""
+    def predict_with(model: nn.Module, loader: BatchLoader) -> "Predictions":
+        """Logits per task, labels per task, groups and domains (or None) over a whole loader."""
         model.eval()
         logits: dict[str, list[np.ndarray]] = {}
         labels: dict[str, list[np.ndarray]] = {}
         groups: list[np.ndarray] = []
+        domains: list[np.ndarray] = []
         for b in loader.epoch(0):
             out = model(b)
             for t, v in out.logits.items():
@@ -258,20 +263,24 @@ class Trainer:
                 labels.setdefault(t, []).append(b.labels[t].numpy())
             if b.group is not None:
                 groups.append(b.group.numpy())
-        cat = {t: np.concatenate(v) for t, v in logits.items()}
-        lab = {t: np.concatenate(v) for t, v in labels.items()}
-        return cat, lab, (np.concatenate(groups) if groups else None)
+            if b.domain is not None:
+                domains.append(b.domain.numpy())
+        return Predictions(
+            {t: np.concatenate(v) for t, v in logits.items()},
+            {t: np.concatenate(v) for t, v in labels.items()},
+            np.concatenate(groups) if groups else None,
+            np.concatenate(domains) if domains else None,
+        )
 
-    def predict_loader(self, loader: BatchLoader) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]:
+    def predict_loader(self, loader: BatchLoader) -> "Predictions":
         """Like :meth:`predict_with`, gathered from every rank when data parallel."""
-        cat, lab, grp = self.predict_with(self.model, loader)
+        pred = self.predict_with(self.model, loader)
         if self.world_size > 1:
-            cat, lab, grp = _gather_across_ranks(cat, lab, grp)
-        return cat, lab, grp
+            pred = _gather_across_ranks(pred)
+        return pred
 
-    def evaluate(self, loader: BatchLoader) -> dict[str, dict[str, float]]:
-        logits, labels, groups = self.predict_loader(loader)
-        return {t: evaluate_scores(labels[t], logits[t], groups) for t in logits}
+    def evaluate(self, loader: BatchLoader) -> dict[str, dict[str, Any]]:
+        return self.predict_loader(loader).metrics()
 
     # ------------------------------------------------------------ training
     def _step(self, batch: Batch) -> float:
@@ -386,15 +395,43 @@ class Trainer:
             self.model.load_state_dict(torch.load(self.best_path, weights_only=True))
 
 
-def _gather_across_ranks(
-    logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], groups: np.ndarray | None
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]:
+def _gather_across_ranks(pred: "Predictions") -> "Predictions":
     """All-gather evaluation outputs so every rank computes the same exact AUC."""
     import torch.distributed as dist
 
     parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, (logits, labels, groups))
-    cat = {t: np.concatenate([p[0][t] for p in parts]) for t in logits}
-    lab = {t: np.concatenate([p[1][t] for p in parts]) for t in labels}
-    grp = np.concatenate([p[2] for p in parts]) if groups is not None else None
-    return cat, lab, grp
+    dist.all_gather_object(parts, pred)
+    return Predictions(
+        {t: np.concatenate([p.logits[t] for p in parts]) for t in pred.logits},
+        {t: np.concatenate([p.labels[t] for p in parts]) for t in pred.labels},
+        np.concatenate([p.groups for p in parts]) if pred.groups is not None else None,
+        np.concatenate([p.domains for p in parts]) if pred.domains is not None else None,
+    )
+
+
+@dataclass
+class Predictions:
+    """Evaluation outputs: logits/labels per task (N,), gAUC groups and domain ids (N,) or None."""
+
+    logits: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    groups: np.ndarray | None = None
+    domains: np.ndarray | None = None
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per task: auc, logloss, ne, calibration (+ gauc with groups). With domains also
+        ``domains`` (per-domain auc/logloss/rows) and ``domain_mean_auc`` (their plain mean)."""
+        out: dict[str, dict[str, Any]] = {}
+        for t in self.logits:
+            m: dict[str, Any] = evaluate_scores(self.labels[t], self.logits[t], self.groups)
+            if self.domains is not None:
+                per = {}
+                for d in np.unique(self.domains):
+                    sel = self.domains == d
+                    dm = evaluate_scores(self.labels[t][sel], self.logits[t][sel])
+                    per[str(int(d))] = {"auc": dm["auc"], "logloss": dm["logloss"], "rows": int(sel.sum())}
+                m["domains"] = per
+                aucs = [v["auc"] for v in per.values() if np.isfinite(v["auc"])]
+                m["domain_mean_auc"] = float(np.mean(aucs)) if aucs else float("nan")
+            out[t] = m
+        return out
