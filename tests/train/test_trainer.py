@@ -173,7 +173,7 @@ def test_ctrkit_train_is_callable(synth_dir, tmp_path):
 
 def test_per_domain_metrics(tmp_path):
     d = tmp_path / "dom"
-    synthesize(d, SynthConfig(rows=6_000, num_numeric=2, num_categorical=4, domains=3, seed=3))
+    synthesize(d, SynthConfig(rows=6_000, num_numeric=2, num_categorical=6, domains=3, seed=3))
     cfg = run_cfg(d, tmp_path, epochs=1, monitor="domain_mean_auc")
     res = train(cfg)
     m = res.metrics["test"]["click"]
