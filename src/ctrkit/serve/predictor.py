@@ -1,0 +1,502 @@
+"""Scoring raw records with an exported bundle: the run's fitted encoders, then its model.
+
+    >>> p = Predictor.load("bundles/deepfm")
+    >>> p.predict([{"C1": "a3f9", "I1": 4, "hist_items": ["i1", "i7"]}])
+    {'click': array([0.231...], dtype=float32)}
+
+Encoding is exactly the training pipeline's: a Polars frame is built from the records and encoded
+with the fitted :class:`~ctrkit.data.encoders.Encoders` expressions (unseen categories -> OOV,
+missing values -> the schema's ``fill_value``), then batched like the offline loader.
+
+Input rules:
+
+* categorical values are read as strings (``12`` and ``"12"`` are the same category);
+* numeric values are finite numbers or numeric strings; ``None`` is a missing value (the fill
+  value), and so is NaN in a DataFrame column (pandas' missing marker); NaN/inf in a record is an
+  error;
+* sequences are lists of scalars, or one string joined with the field's delimiter;
+* a field absent from a record takes its fill value with ``missing="fill"`` (the default), or
+  raises :class:`InputError` naming the field with ``missing="error"`` (an explicit ``None`` is a
+  missing *value*, as an empty cell in a training file, and is accepted in both modes);
+* keys that are not inputs (labels, ids, anything else) are ignored with ``unknown="ignore"``
+  (the default) or rejected by name with ``unknown="error"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+import polars as pl
+import torch
+
+from ctrkit.batch import Batch
+from ctrkit.data.encoders import Encoders
+from ctrkit.data.loader import BatchLoader
+from ctrkit.data.store import SplitArrays
+from ctrkit.errors import CtrkitError
+from ctrkit.schema import OOV_ID, FeatureSchema, NumericFeature, SequenceFeature
+
+Backend = Literal["auto", "eager", "torchscript", "onnx"]
+Missing = Literal["fill", "error"]
+Unknown = Literal["ignore", "error"]
+BACKENDS = ("eager", "torchscript", "onnx")
+
+
+class InputError(CtrkitError, ValueError):
+    """A record cannot be scored: names the field (and the record's index when known)."""
+
+    def __init__(self, message: str, *, field: str | None = None, record: int | None = None):
+        self.field = field
+        self.record = record
+        self.reason = message
+        where = []
+        if record is not None:
+            where.append(f"record {record}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        super().__init__((", ".join(where) + ": " if where else "") + message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "record": self.record, "error": self.reason}
+
+
+class BundleError(CtrkitError, ValueError):
+    """A bundle directory is missing, incomplete or corrupted."""
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str  # raw source column
+    kind: Literal["categorical", "numeric", "sequence", "domain"]
+    delimiter: str = "^"
+
+
+def _columns(schema: FeatureSchema) -> list[_Column]:
+    cols: dict[str, _Column] = {}
+    for f in schema.features:
+        if isinstance(f, SequenceFeature):
+            cols.setdefault(f.source, _Column(f.source, "sequence", f.delimiter))
+        elif isinstance(f, NumericFeature):
+            cols.setdefault(f.source, _Column(f.source, "numeric"))
+        else:
+            cols.setdefault(f.source, _Column(f.source, "categorical"))
+    if schema.domain is not None:
+        cols.setdefault(schema.domain, _Column(schema.domain, "domain"))
+    return list(cols.values())
+
+
+def _scalar_str(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(float(v)):
+            raise TypeError("a non-finite number is not a category")
+        f = float(v)
+        return str(int(f)) if f.is_integer() else repr(f)
+    raise TypeError(f"expected a string or number, got {type(v).__name__}")
+
+
+class _EncodePlan:
+    """:func:`ctrkit.data.store.encode_frame` for request-sized frames, with the same ids.
+
+    ``encode_frame`` rebuilds every vocabulary as a Polars mapping on each call, which costs tens
+    of milliseconds for one record. Here the fitted :class:`Encoders` expressions are built once:
+    tokens (``token_expr`` / ``sequence_expr``: casting, fill values, criteo_log2) and the
+    vocabulary-free ids (quantile buckets, hashed vocabularies, numerics, domains) come from
+    Polars; the vocabulary lookup of a token is a dict built once from the same vocabulary
+    (``values[i] -> i + 2``, unseen -> OOV), which is what ``Vocab.encode`` computes.
+    """
+
+    def __init__(self, enc: Encoders, schema: FeatureSchema):
+        self.schema = schema
+        id_exprs = enc.id_exprs()
+        self.exprs: list[pl.Expr] = []
+        self.lookup: dict[str, dict[str, int]] = {}  # column -> token -> id (dict-encoded columns)
+        dicts: dict[str, dict[str, int]] = {}
+
+        def vocab_dict(owner: str) -> dict[str, int] | None:
+            v = enc.vocabs.get(owner)
+            if v is None or v.hash_buckets:
+                return None
+            if owner not in dicts:
+                dicts[owner] = {tok: i + 2 for i, tok in enumerate(v.values)}
+            return dicts[owner]
+
+        for f, expr in zip(schema.categorical, id_exprs):
+            quantile = isinstance(f, NumericFeature) and f.bucketize is not None and f.bucketize.method == "quantile"
+            d = None if quantile else vocab_dict(schema.vocab_owner(f.name))
+            if d is None:
+                self.exprs.append(expr)
+            else:
+                self.exprs.append(enc.token_expr(f).alias(f.name))
+                self.lookup[f.name] = d
+        self.exprs += [enc.numeric_expr(f).alias(f"num:{f.name}") for f in schema.numeric]
+        for f in schema.sequences:
+            d = vocab_dict(schema.vocab_owner(f.name))
+            if d is None:
+                self.exprs.append(enc.sequence_id_expr(f))
+            else:
+                self.exprs.append(enc.sequence_expr(f).alias(f.name))
+                self.lookup[f.name] = d
+        if schema.domain:
+            self.exprs.append(enc.domain_expr())
+
+    def encode(self, frame: pl.DataFrame) -> SplitArrays:
+        df = frame.select(self.exprs)
+        n = df.height
+        ids = np.zeros((n, len(self.schema.categorical)), dtype=np.int32)
+        for j, f in enumerate(self.schema.categorical):
+            d = self.lookup.get(f.name)
+            col = df[f.name]
+            if d is None:
+                ids[:, j] = col.to_numpy()
+            else:
+                get = d.get
+                ids[:, j] = np.fromiter((get(t, OOV_ID) for t in col.to_list()), dtype=np.int32, count=n)
+        dense = (
+            np.ascontiguousarray(df.select([f"num:{f.name}" for f in self.schema.numeric]).to_numpy().astype(np.float32, copy=False))
+            if self.schema.numeric else np.zeros((n, 0), dtype=np.float32)
+        )
+        arr = SplitArrays(ids=ids, dense=dense, labels=np.zeros((n, 0), dtype=np.float32))
+        if self.schema.domain:
+            arr.domain = df["__domain"].to_numpy().astype(np.int32)
+        for f in self.schema.sequences:
+            col = df[f.name]
+            lengths = col.list.len().fill_null(0).to_numpy().astype(np.int64)
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            flat = col.explode().drop_nulls()
+            d = self.lookup.get(f.name)
+            if d is None:
+                values = flat.to_numpy().astype(np.int32)
+            else:
+                get = d.get
+                values = np.fromiter((get(t, OOV_ID) for t in flat.to_list()), dtype=np.int32, count=flat.len())
+            arr.seq_values[f.name] = values
+            arr.seq_offsets[f.name] = offsets
+        return arr
+
+
+class Predictor:
+    """A loaded bundle: ``predict(records) -> {task: probabilities}``. Thread-safe for scoring."""
+
+    def __init__(
+        self,
+        bundle: Path,
+        metadata: dict[str, Any],
+        schema: FeatureSchema,
+        encoders: Encoders,
+        backend: str,
+        runner: Any,
+        *,
+        missing: Missing = "fill",
+        unknown: Unknown = "ignore",
+    ):
+        self.bundle = bundle
+        self.metadata = metadata
+        self.schema = schema
+        self.encoders = encoders
+        self.backend = backend
+        self._run = runner
+        if missing not in ("fill", "error"):
+            raise ValueError(f"missing must be 'fill' or 'error', got {missing!r}")
+        if unknown not in ("ignore", "error"):
+            raise ValueError(f"unknown must be 'ignore' or 'error', got {unknown!r}")
+        self.missing = missing
+        self.unknown = unknown
+        self.task_names = list(schema.task_names)
+        self.columns = _columns(schema)
+        self.input_columns = [c.name for c in self.columns]
+        # Columns a record may carry without being inputs: labels and the gAUC group.
+        self.known_columns = set(self.input_columns) | {t.source for t in schema.tasks}
+        if schema.group is not None:
+            self.known_columns.add(schema.group)
+        # Group ids are for gAUC only; the domain stays (multi-domain models read it).
+        self._encode_schema = schema.model_copy(update={"group": None})
+        self._encoders = Encoders(
+            self._encode_schema, encoders.vocabs, encoders.stats, encoders.edges, encoders.domains
+        )
+        self._plan = _EncodePlan(self._encoders, self._encode_schema)
+        self._num_checks = [
+            (col, problem, expr)
+            for col, problem, expr in self._encoders.validation_exprs()
+            if col in self.input_columns
+        ]
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        bundle: str | Path,
+        *,
+        backend: Backend = "auto",
+        missing: Missing = "fill",
+        unknown: Unknown = "ignore",
+        threads: int | None = None,
+        verify: bool = True,
+    ) -> "Predictor":
+        """Load a bundle written by :func:`~ctrkit.serve.export.export_run`.
+
+        ``backend="auto"`` takes the bundle's fastest measured backend (``metadata.json``
+        ``default_backend``), falling back to eager. ``verify`` checks every file's sha256 against
+        the metadata. ``threads`` sets ONNX Runtime's intra-op threads (torch uses the process
+        setting).
+        """
+        d = Path(bundle)
+        if not (d / "metadata.json").is_file():
+            raise BundleError(f"{d}: not a ctrkit bundle (no metadata.json)")
+        meta = json.loads((d / "metadata.json").read_text())
+        if verify:
+            from ctrkit.serve.export import file_sha256
+
+            for name, digest in meta.get("files", {}).items():
+                p = d / name
+                if not p.is_file():
+                    raise BundleError(f"{d}: bundle file {name} is missing")
+                if file_sha256(p) != digest:
+                    raise BundleError(f"{d}: bundle file {name} does not match its hash in metadata.json")
+        schema = FeatureSchema.from_json(d / "schema.json")
+        enc = Encoders.load(d / "encoders.json")
+        backends = meta.get("backends", {})
+        if backend == "auto":
+            backend = meta.get("default_backend", "eager")  # type: ignore[assignment]
+            if not backends.get(backend, {}).get("ok", backend == "eager"):
+                backend = "eager"
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {backend!r}")
+        if backend != "eager" and not backends.get(backend, {}).get("ok"):
+            why = backends.get(backend, {}).get("error") or "not exported"
+            raise BundleError(f"{d}: bundle has no working {backend} model ({why})")
+        runner = _make_runner(d, meta, schema, backend, threads)
+        return cls(d, meta, schema, enc, backend, runner, missing=missing, unknown=unknown)
+
+    # ------------------------------------------------------------------ encoding
+    def _frame_from_records(self, records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+        n = len(records)
+        data: dict[str, pl.Series] = {}
+        for i, r in enumerate(records):
+            if not isinstance(r, Mapping):
+                raise InputError(f"a record must be an object/dict, got {type(r).__name__}", record=i)
+            if self.unknown == "error":
+                for k in r:
+                    if k not in self.known_columns:
+                        raise InputError("unknown field (not an input of this model)", field=str(k), record=i)
+            if self.missing == "error":
+                for c in self.input_columns:
+                    if c not in r:
+                        raise InputError("required field is missing", field=c, record=i)
+        for col in self.columns:
+            vals: list[Any] = [None] * n
+            c = col.name
+            for i, r in enumerate(records):
+                v = r.get(c)
+                if v is None:
+                    continue
+                try:
+                    if col.kind == "numeric":
+                        if isinstance(v, bool) or not isinstance(v, (int, float, str, np.integer, np.floating)):
+                            raise TypeError(f"expected a number, got {type(v).__name__}")
+                        if not isinstance(v, str) and not math.isfinite(float(v)):
+                            raise TypeError(f"expected a finite number, got {v!r}")
+                        vals[i] = v if isinstance(v, str) else float(v)
+                    elif col.kind == "sequence":
+                        if isinstance(v, str):
+                            vals[i] = v
+                        elif isinstance(v, (list, tuple)):
+                            toks = [_scalar_str(x) for x in v]
+                            vals[i] = col.delimiter.join(t for t in toks if t is not None)
+                        else:
+                            raise TypeError(f"expected a list or a delimited string, got {type(v).__name__}")
+                    else:
+                        vals[i] = _scalar_str(v)
+                except TypeError as e:
+                    raise InputError(str(e), field=c, record=i) from None
+            if col.kind == "numeric":
+                # Strings stay strings (validated below); numbers become floats.
+                if any(isinstance(v, str) for v in vals):
+                    data[c] = pl.Series(c, [None if v is None else str(v) if not isinstance(v, str) else v for v in vals], dtype=pl.String)
+                else:
+                    data[c] = pl.Series(c, vals, dtype=pl.Float64)
+            else:
+                data[c] = pl.Series(c, vals, dtype=pl.String)
+        return pl.DataFrame(data, height=n) if data else pl.DataFrame(height=n)
+
+    def _frame_from_table(self, frame: pl.DataFrame) -> pl.DataFrame:
+        present = set(frame.columns)
+        if self.unknown == "error":
+            extra = [c for c in frame.columns if c not in self.known_columns]
+            if extra:
+                raise InputError("unknown field (not an input of this model)", field=extra[0])
+        exprs = []
+        for col in self.columns:
+            c = col.name
+            if c not in present:
+                if self.missing == "error":
+                    raise InputError("required field is missing", field=c)
+                exprs.append(pl.lit(None, dtype=pl.String).alias(c))
+                continue
+            dt = frame.schema[c]
+            if col.kind == "sequence" and isinstance(dt, (pl.List, pl.Array)):
+                exprs.append(pl.col(c).cast(pl.List(pl.String)).list.join(col.delimiter).alias(c))
+            elif isinstance(dt, (pl.List, pl.Array, pl.Struct, pl.Object)):
+                raise InputError(f"expected a scalar column, got {dt}", field=c)
+            elif col.kind == "numeric" and dt.is_float():
+                # NaN is how pandas marks a missing number: a missing value, like null.
+                exprs.append(pl.col(c).fill_nan(None).alias(c))
+            elif col.kind != "numeric" and dt.is_float():
+                # 12.0 -> "12" like a record value (a float column is how pandas stores ints + NaN).
+                exprs.append(
+                    pl.when(pl.col(c) == pl.col(c).floor()).then(pl.col(c).cast(pl.Int64, strict=False).cast(pl.String))
+                    .otherwise(pl.col(c).cast(pl.String)).alias(c)
+                )
+            else:
+                exprs.append(pl.col(c))
+        return frame.select(exprs)
+
+    def to_frame(self, records: Any) -> pl.DataFrame:
+        """The raw input columns of ``records`` as a Polars frame (before encoding)."""
+        if isinstance(records, pl.DataFrame):
+            return self._frame_from_table(records)
+        if isinstance(records, pl.LazyFrame):
+            return self._frame_from_table(records.collect())
+        try:
+            import pyarrow as pa
+
+            if isinstance(records, (pa.Table, pa.RecordBatch)):
+                return self._frame_from_table(pl.from_arrow(records))  # type: ignore[arg-type]
+        except ImportError:  # pragma: no cover - pyarrow is a polars extra
+            pass
+        if type(records).__module__.startswith("pandas"):
+            return self._frame_from_table(pl.from_pandas(records))
+        if isinstance(records, Mapping):
+            records = [records]
+        if not isinstance(records, Sequence) or isinstance(records, (str, bytes)):
+            raise InputError(f"records must be a list of dicts or a DataFrame/Table, got {type(records).__name__}")
+        return self._frame_from_records(records)
+
+    def encode(self, records: Any) -> Batch:
+        """The model batch for ``records`` (the offline loader's layout)."""
+        frame = self.to_frame(records)
+        n = frame.height
+        # Only text can fail to parse as a number: numeric columns that arrived as numbers skip
+        # the (string-stripping) checks.
+        numeric_cols = {c.name for c in self.columns if c.kind == "numeric"}
+        checks = [c for c in self._num_checks if c[0] not in numeric_cols or frame.schema[c[0]] == pl.String]
+        if checks and n:
+            row = frame.select([expr.arg_true().first().alias(str(i)) for i, (_, _, expr) in enumerate(checks)]).row(0)
+            for i, hit in enumerate(row):
+                if hit is not None:
+                    col, problem, _ = checks[i]
+                    value = frame[col][int(hit)]
+                    raise InputError(f"{problem}: {value!r}", field=col, record=int(hit))
+        arrays = self._plan.encode(frame)
+        loader = BatchLoader(None, "predict", max(n, 1), arrays=arrays, schema=self._encode_schema, prefetch=0)
+        return loader._slice(slice(0, n))
+
+    # ------------------------------------------------------------------ scoring
+    def predict_batch(self, batch: Batch) -> np.ndarray:
+        """(B, T) float32 probabilities of an encoded batch."""
+        if len(batch) == 0:
+            return np.zeros((0, len(self.task_names)), dtype=np.float32)
+        return self._run(batch)
+
+    def predict(self, records: Any, *, as_frame: bool = False) -> dict[str, np.ndarray] | pl.DataFrame:
+        """Probabilities per task for ``records``: a list of dicts (or one dict), a Polars or
+        pandas DataFrame, or a pyarrow Table. ``as_frame`` returns a Polars frame with one
+        ``p_<task>`` column per task instead of ``{task: array}``."""
+        probs = self.predict_batch(self.encode(records))
+        if as_frame:
+            return pl.DataFrame({f"p_{t}": probs[:, j] for j, t in enumerate(self.task_names)})
+        return {t: np.ascontiguousarray(probs[:, j]) for j, t in enumerate(self.task_names)}
+
+    def time_backend(self, repeats: int = 30) -> dict[str, float]:
+        """Median milliseconds of the model alone on batches of 1 and 256 (encoding excluded)."""
+        from ctrkit.serve.export import synthetic_batch
+
+        out = {}
+        for n in (1, 256):
+            b = synthetic_batch(self.schema, n, seed=3)
+            self._run(b)  # warm-up
+            self._run(b)
+            ts = []
+            for _ in range(repeats if n == 1 else max(repeats // 3, 3)):
+                t0 = time.perf_counter()
+                self._run(b)
+                ts.append((time.perf_counter() - t0) * 1e3)
+            out[f"batch_{n}"] = float(np.median(ts))
+        return out
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What a server reports about the loaded model."""
+        m = self.metadata
+        return {
+            "bundle": str(self.bundle),
+            "bundle_hash": m.get("bundle_hash"),
+            "model": m.get("model"),
+            "dataset": m.get("dataset"),
+            "tasks": self.task_names,
+            "backend": self.backend,
+            "inputs": self.input_columns,
+            "created": m.get("created"),
+            "ctrkit_version": m.get("ctrkit_version"),
+        }
+
+
+def _make_runner(d: Path, meta: dict[str, Any], schema: FeatureSchema, backend: str, threads: int | None):
+    """A function (Batch) -> (B, T) float32 numpy probabilities for ``backend``."""
+    from ctrkit.serve.export import batch_tensors, input_names
+
+    tasks = list(schema.task_names)
+    if backend == "eager":
+        from ctrkit.models.registry import build_model
+
+        model = build_model(meta["model"], schema, meta.get("model_params") or {})
+        model.load_state_dict(torch.load(d / "model.pt", weights_only=True, map_location="cpu"))
+        model.eval()
+
+        def run_eager(b: Batch) -> np.ndarray:
+            with torch.inference_mode():
+                out = model(b)
+                return torch.sigmoid(torch.stack([out.logits[t].reshape(-1) for t in tasks], 1)).numpy()
+
+        return run_eager
+    if backend == "torchscript":
+        ts = torch.jit.load(str(d / "model.ts"), map_location="cpu")
+        ts.eval()
+
+        def run_ts(b: Batch) -> np.ndarray:
+            with torch.inference_mode():
+                return ts(*batch_tensors(b, schema)).numpy()
+
+        return run_ts
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(d / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    names = input_names(schema)
+    wanted = {i.name for i in sess.get_inputs()}
+
+    def run_onnx(b: Batch) -> np.ndarray:
+        # InferenceSession.run is thread-safe.
+        feed = {n: t.numpy() for n, t in zip(names, batch_tensors(b, schema)) if n in wanted}
+        return sess.run(["probs"], feed)[0]
+
+    return run_onnx
+
+
+__all__ = ["BundleError", "InputError", "Predictor"]
