@@ -46,7 +46,17 @@ def criteo_log2(x: pl.Expr) -> pl.Expr:
     ``int(x)`` truncates toward zero like FuxiCTR's Python ``int`` (``-1.5 -> -1``), which the
     Int64 cast does; flooring would give ``-2``.
     """
-    return pl.when(x > 2).then((x.log() ** 2).floor()).otherwise(x).cast(pl.Int64).cast(pl.String)
+    return criteo_log2_int(x).cast(pl.String)
+
+
+def criteo_log2_int(x: pl.Expr) -> pl.Expr:
+    """:func:`criteo_log2` before its cast to the string token (Int64): counting and looking up
+    integers is cheaper than strings, and ``str(int)`` maps the two one to one."""
+    return pl.when(x > 2).then((x.log() ** 2).floor()).otherwise(x).cast(pl.Int64)
+
+
+def _is_criteo_log2(f: object) -> bool:
+    return isinstance(f, NumericFeature) and f.bucketize is not None and f.bucketize.method == "criteo_log2"
 
 
 def stable_hash_bucket(values: pl.Series, buckets: int) -> pl.Series:
@@ -79,6 +89,18 @@ class Vocab:
         keys = pl.Series(self.values, dtype=pl.String)
         ids = pl.Series(np.arange(NUM_RESERVED, NUM_RESERVED + len(self.values), dtype=np.int32))
         return expr.replace_strict(keys, ids, default=OOV_ID, return_dtype=pl.Int32)
+
+    def encode_int(self, expr: pl.Expr) -> pl.Expr | None:
+        """Int64 expression whose string form is the token -> Int32 ids, the same ids as
+        :meth:`encode` of the string; None when some value is not the string of an integer."""
+        if self.hash_buckets:
+            return None
+        keys = pl.Series(self.values, dtype=pl.String)
+        ints = keys.cast(pl.Int64, strict=False)
+        if ints.null_count() or not ints.cast(pl.String).equals(keys):
+            return None
+        ids = pl.Series(np.arange(NUM_RESERVED, NUM_RESERVED + len(self.values), dtype=np.int32))
+        return expr.replace_strict(ints, ids, default=OOV_ID, return_dtype=pl.Int32)
 
 
 def _hash_series(s: pl.Series, buckets: int) -> pl.Series:
@@ -139,11 +161,27 @@ class Encoders:
         """Fit every encoder on the train frame (one lazy query per kind of statistic)."""
         enc = cls(schema)
         owners: dict[str, list[pl.LazyFrame]] = {}
+        members: dict[str, list[object]] = {}
         for f in schema.categorical:
             owner = schema.vocab_owner(f.name)
             if isinstance(f, NumericFeature) and f.bucketize and f.bucketize.method == "quantile":
                 continue  # fixed-size buckets, no vocabulary
-            owners.setdefault(owner, []).append(train.select(enc.token_expr(f).alias("token")))
+            members.setdefault(owner, []).append(f)
+        for f in schema.sequences:
+            members.setdefault(schema.vocab_owner(f.name), []).append(f)
+        for owner, fs in members.items():
+            # An owner made only of criteo_log2 numerics counts integer tokens (cast to their
+            # string tokens after counting: the same counts, far fewer string operations).
+            as_int = all(_is_criteo_log2(f) for f in fs)
+            for f in fs:
+                if isinstance(f, SequenceFeature):
+                    continue
+                if as_int:
+                    assert isinstance(f, NumericFeature)
+                    tok = criteo_log2_int(_float(f.source).fill_null(f.fill_value))
+                else:
+                    tok = enc.token_expr(f)
+                owners.setdefault(owner, []).append(train.select(tok.alias("token")))
         # Quantile edges and normalizer statistics first: tokens of quantile fields need edges.
         numeric_aggs = []
         for f in schema.features:
@@ -182,6 +220,8 @@ class Encoders:
         ]
         counted = pl.collect_all(queries) if queries else []
         for owner, counts in zip(owners, counted):
+            if counts["token"].dtype != pl.String:
+                counts = counts.with_columns(pl.col("token").cast(pl.String))
             spec = schema.feature(owner)
             min_count = getattr(spec, "min_count", 1)
             buckets = getattr(spec, "hash_buckets", None)
@@ -213,7 +253,12 @@ class Encoders:
                 x = _float(f.source).fill_null(f.fill_value)
                 e = (pl.lit(edges).search_sorted(x, side="right").cast(pl.Int32) + NUM_RESERVED)
             else:
-                e = self.vocabs[self.schema.vocab_owner(f.name)].encode(self.token_expr(f))
+                vocab = self.vocabs[self.schema.vocab_owner(f.name)]
+                e_int = None
+                if _is_criteo_log2(f):
+                    assert isinstance(f, NumericFeature)
+                    e_int = vocab.encode_int(criteo_log2_int(_float(f.source).fill_null(f.fill_value)))
+                e = e_int if e_int is not None else vocab.encode(self.token_expr(f))
             out.append(e.alias(f.name))
         return out
 
@@ -256,10 +301,25 @@ class Encoders:
         for t in self.schema.tasks:
             c = pl.col(t.source).cast(pl.String).str.strip_chars()
             checks.append((t.source, "label is not 0/1", ~c.is_in(_LABEL_TRUE + _LABEL_FALSE) | c.is_null()))
-        if self.schema.domain:
+        if self.schema.domain and self.domains:  # only once fitted: train defines the domains
             keys = pl.Series(self.domains, dtype=pl.String)
             checks.append((self.schema.domain, "domain unseen in train", ~pl.col(self.schema.domain).cast(pl.String).is_in(keys)))
         return checks
+
+    def validation_candidates(self) -> pl.Expr:
+        """True on every row that some expression of :meth:`validation_exprs` may flag (and on few
+        others): a cheap filter to run first, so the full checks (which strip every numeric string)
+        only see the rows it lets through; on clean data, none."""
+        cands: list[pl.Expr] = []
+        for f in self.schema.features:
+            if isinstance(f, NumericFeature):
+                # bad needs a non-null raw value that does not parse (the strip test comes after)
+                cands.append(_float(f.source).is_null() & pl.col(f.source).is_not_null())
+        cands += [bad for col, _, bad in self.validation_exprs() if not self._is_numeric_source(col)]
+        return pl.any_horizontal(cands) if cands else pl.lit(False)
+
+    def _is_numeric_source(self, col: str) -> bool:
+        return any(isinstance(f, NumericFeature) and f.source == col for f in self.schema.features)
 
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> dict[str, Any]:

@@ -25,9 +25,10 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Callable, Literal, Mapping
 
 import numpy as np
 import polars as pl
@@ -176,19 +177,37 @@ def build_store(
         except json.JSONDecodeError:
             old = None
     cached = (old or {}).get("sources", {})
-    sources = {s: _source_info(src, cached.get(s)) for s, src in spec.sources.items()}
-    fp = _fingerprint(spec, sources)
-    if old is not None and old.get("fingerprint") == fp and not force:
-        return Store(target, old)
+    if old is not None and not force:
+        # Deciding whether the old store can be reused needs every content hash first.
+        sources = {s: _source_info(src, cached.get(s)) for s, src in spec.sources.items()}
+        fp = _fingerprint(spec, sources)
+        if old.get("fingerprint") == fp:
+            return Store(target, old)
+        known: tuple[dict[str, dict[str, object]], str] | None = (sources, fp)
+    else:
+        for src in spec.sources.values():
+            src.path.stat()  # a missing file fails here, as when the hashes came first
+        known = None
     # The swap below deletes what is at ``target``: only ever an older store (or nothing).
     if target.exists() and not (target / "manifest.json").exists() and (not target.is_dir() or any(target.iterdir())):
         raise DataError("exists and is not a ctrkit store (no manifest.json); refusing to replace it", file=target)
+
+    # Otherwise the hashes are only needed for the manifest: one background thread computes them
+    # while the store is built (hashlib and file reads release the GIL).
+    pool = ThreadPoolExecutor(max_workers=1) if known is None else None
+    pending = {s: pool.submit(_source_info, src, cached.get(s)) for s, src in spec.sources.items()} if pool else {}
+
+    def identity() -> tuple[dict[str, dict[str, object]], str]:
+        if known is not None:
+            return known
+        sources = {s: f.result() for s, f in pending.items()}
+        return sources, _fingerprint(spec, sources)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
     try:
-        manifest = _write_store(spec, tmp, sources, fp, progress)
+        manifest = _write_store(spec, tmp, identity, progress)
         # Swap into place: the old store (if any) is moved aside first, then removed.
         trash = None
         if target.exists():
@@ -200,6 +219,9 @@ def build_store(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
     return Store(target, manifest)
 
 
@@ -214,7 +236,10 @@ def _load_frame(src: SourceFile, needed: list[str], drop_lines: list[int]) -> pl
 
 
 def _write_store(
-    spec: DataSpec, out: Path, sources: Mapping[str, Mapping[str, object]], fp: str, progress: bool
+    spec: DataSpec,
+    out: Path,
+    identity: Callable[[], tuple[dict[str, dict[str, object]], str]],
+    progress: bool,
 ) -> dict:
     schema = spec.schema
     needed = schema.source_columns
@@ -247,7 +272,8 @@ def _write_store(
         src = spec.sources[split]
         checks = enc.validation_exprs()
         if spec.on_bad_rows == "error":
-            bad = first_bad_row(frames[split], checks)
+            # Only rows a cheap filter lets through can fail a check: the full checks run on those.
+            bad = first_bad_row(frames[split].filter(enc.validation_candidates()), checks)
             if bad is not None:
                 col, problem, line, value = bad
                 raise DataError(f"{problem}: {value!r}", file=src.path, line=line, column=col)
@@ -288,6 +314,7 @@ def _write_store(
         for split, df in rejects.items():
             df.sort("line").write_csv(out / "rejects" / f"{split}.csv")
     enc.save(out / "encoders.json")
+    sources, fp = identity()  # (source info with content hashes, fingerprint)
     manifest = {
         "store_format": STORE_FORMAT,
         "ctrkit_version": __version__,

@@ -163,7 +163,10 @@ def train(config: RunConfig | dict[str, Any] | str | Path, *, resume: str | Path
         atomic_write_json(state.history, run_dir / "history.json")
         atomic_write_json(metrics, run_dir / "metrics.json")
         if "test" in metrics:
-            log.info("test %s", json.dumps({k: {m: round(v, 6) for m, v in d.items()} for k, d in metrics["test"].items()}))
+            log.info(
+                "test %s",
+                json.dumps({k: {m: round(v, 6) for m, v in d.items() if isinstance(v, float)} for k, d in metrics["test"].items()}),
+            )
         return RunResult(run_dir, metrics)
     finally:
         logging.getLogger("ctrkit").removeHandler(handler)
