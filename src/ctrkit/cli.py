@@ -17,6 +17,8 @@ _COMMANDS = [
     ("ctrkit.commands.train", "train_cmd"),
     ("ctrkit.commands.train", "evaluate_cmd"),
     ("ctrkit.commands.train", "predict_cmd"),
+    ("ctrkit.commands.bench", "bench_cmd"),
+    ("ctrkit.commands.bench", "report_cmd"),
     ("ctrkit.commands.serve", "export_cmd"),
     ("ctrkit.commands.serve", "serve_cmd"),
     ("ctrkit.commands.data", "data"),
