@@ -6,7 +6,8 @@
 
 Encoding is exactly the training pipeline's: a Polars frame is built from the records and encoded
 with the fitted :class:`~ctrkit.data.encoders.Encoders` expressions (unseen categories -> OOV,
-missing values -> the schema's ``fill_value``), then batched like the offline loader.
+missing values -> the schema's ``fill_value``), then batched like the offline loader. Lists of dict records take a Polars-free path with the
+same ids and values (:class:`_FastEncoder`); anything unusual in them falls back to the above.
 
 Input rules:
 
@@ -24,9 +25,12 @@ Input rules:
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
+import operator
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
@@ -35,12 +39,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from ctrkit.batch import Batch
+from ctrkit.batch import Batch, SequenceBatch
 from ctrkit.data.encoders import Encoders
 from ctrkit.data.loader import BatchLoader
 from ctrkit.data.store import SplitArrays
 from ctrkit.errors import CtrkitError
-from ctrkit.schema import OOV_ID, FeatureSchema, NumericFeature, SequenceFeature
+from ctrkit.schema import NUM_RESERVED, OOV_ID, FeatureSchema, NumericFeature, SequenceFeature
 
 Backend = Literal["auto", "eager", "torchscript", "onnx"]
 Missing = Literal["fill", "error"]
@@ -189,6 +193,308 @@ class _EncodePlan:
         return arr
 
 
+class _Fallback(Exception):
+    """Raised inside :class:`_FastEncoder` when a request needs the general (Polars) path."""
+
+
+_NONE = type(None)
+_NUM_TYPES = frozenset({float, int, _NONE})
+_STR = frozenset({str})
+_STR_NONE = frozenset({str, _NONE})
+_INT64_LIMIT = 9.2e18  # |x| beyond this would fail Polars' strict Int64 cast: general path
+_SMALL = 64  # below this many records, numeric columns stay Python lists (no numpy set-up cost)
+
+
+def _vmap(fn: Any, x: np.ndarray, dtype: Any) -> np.ndarray:
+    """``fn`` (a Python scalar function) over ``x``, computed once per distinct value."""
+    u, inv = np.unique(x, return_inverse=True)
+    return np.array([fn(v) for v in u.tolist()], dtype=dtype)[inv.reshape(-1)]
+
+
+class _Ids(dict):
+    """token -> id; a token not in the vocabulary is OOV (``map(ids.__getitem__, tokens)``)."""
+
+    def __missing__(self, key: Any) -> int:
+        return OOV_ID
+
+
+class _FastEncoder:
+    """The encoding of :class:`_EncodePlan` without Polars, for lists of dict records.
+
+    Everything a record needs is prepared once at load: per categorical field a dict from the raw
+    value (token strings, plus ``None`` -> the fill value's id) to its local id, hashing owners
+    through the same CRC32, criteo_log2 / quantile buckets through ``math`` / ``bisect`` (numpy
+    ``searchsorted`` for large batches), the normalizers with the fitted statistics, sequences split,
+    truncated and mapped in Python. The ids are the ones the Polars expressions give (the tests
+    compare both paths). Anything unusual (string numbers, non-finite values, unknown or missing
+    fields in ``error`` modes, unseen domains, non-dict records, numpy scalars) raises
+    :class:`_Fallback` and the request goes through the general path, which owns every error
+    message.
+    """
+
+    def __init__(self, pred: "Predictor"):
+        from ctrkit.batch import FieldLayout
+
+        schema = pred._encode_schema
+        enc = pred._encoders
+        self.ok = True
+        self.schema = schema
+        self.missing = pred.missing
+        self.unknown = pred.unknown
+        self.known = frozenset(pred.known_columns)
+        self.inputs = frozenset(pred.input_columns)
+        self.columns = pred.columns
+        kinds = {c.name: c.kind for c in pred.columns}
+        layout = FieldLayout.from_schema(schema)
+        self.offsets = layout.categorical_offsets
+        owner_dicts: dict[str, dict[Any, int]] = {}
+
+        def owner_lookup(name: str) -> tuple[dict[Any, int] | None, int | None]:
+            owner = schema.vocab_owner(name)
+            v = enc.vocabs[owner]
+            if v.hash_buckets:
+                return None, int(v.hash_buckets)
+            if owner not in owner_dicts:
+                owner_dicts[owner] = {tok: i + NUM_RESERVED for i, tok in enumerate(v.values)}
+            return owner_dicts[owner], None
+
+        # (kind, source, fill, table, hash buckets, extra) per schema.categorical field
+        self.cat: list[tuple] = []
+        for f in schema.categorical:
+            if isinstance(f, NumericFeature):
+                if kinds.get(f.source) != "numeric" or f.bucketize is None:
+                    self.ok = False
+                    return
+                if f.bucketize.method == "quantile":
+                    edges = [float(e) for e in enc.edges.get(f.name, [])]
+                    self.cat.append(("quantile", f.source, float(f.fill_value), None, None, edges))
+                else:
+                    d, hb = owner_lookup(f.name)
+                    self.cat.append(("log2", f.source, float(f.fill_value), d, hb, None))
+            else:
+                if kinds.get(f.source) != "categorical":
+                    self.ok = False
+                    return
+                d, hb = owner_lookup(f.name)
+                if d is not None:
+                    d = _Ids(d)
+                    d[None] = d[f.fill_value]
+                self.cat.append(("cat", f.source, f.fill_value, d, hb, None))
+        self.num: list[tuple] = []
+        for f in schema.numeric:
+            if kinds.get(f.source) != "numeric":
+                self.ok = False
+                return
+            st = enc.stats.get(f.name, {})
+            if f.normalizer == "standard":
+                args: tuple = (float(st["mean"]), float(st["std"]) if st["std"] > 0 else 1.0)
+            elif f.normalizer == "minmax":
+                span = st["max"] - st["min"]
+                args = (float(st["min"]), float(span) if span > 0 else 1.0)
+            else:
+                args = (0.0, 1.0)
+            self.num.append((f.normalizer, f.source, float(f.fill_value), args))
+        self.seq: list[tuple] = []
+        for f in schema.sequences:
+            if kinds.get(f.source) != "sequence":
+                self.ok = False
+                return
+            d, hb = owner_lookup(f.name)
+            self.seq.append((f.name, f.source, f.max_len, f.truncate == "pre", d, hb, layout.offset(f.name)))
+        self._names = [c.name for c in pred.columns]
+        self._getter = operator.itemgetter(*self._names)
+        self._delimiters = {c.name: c.delimiter for c in pred.columns if c.kind == "sequence"}
+        self.domain = schema.domain
+        self.domain_ids = {v: i for i, v in enumerate(enc.domains)}
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _hash_ids(toks: list[str], buckets: int) -> list[int]:
+        try:
+            return [NUM_RESERVED + zlib.crc32(t.encode()) % buckets for t in toks]
+        except UnicodeEncodeError:
+            raise _Fallback from None
+
+    @staticmethod
+    def _tokens(vals: Sequence[Any], fill: str) -> list[str]:
+        try:
+            out = [v if type(v) is str else fill if v is None else _scalar_str(v) for v in vals]
+        except TypeError:
+            raise _Fallback from None
+        if not set(map(type, out)) <= _STR:  # numpy scalars, str subclasses...
+            raise _Fallback
+        return out
+
+    def _cat_ids(self, vals: Sequence[Any], fill: str, d: dict[Any, int] | None, hb: int | None) -> list[int]:
+        if d is None:
+            return self._hash_ids(self._tokens(vals, fill), hb or 1)
+        if not set(map(type, vals)) <= _STR_NONE:
+            vals = self._tokens(vals, fill)  # numbers, bools: their token
+        # None -> the fill value's id; unseen -> OOV (_Ids.__missing__)
+        if len(vals) < _SMALL:
+            return list(map(d.__getitem__, vals))
+        return np.fromiter(map(d.__getitem__, vals), dtype=np.int64, count=len(vals))
+
+    @staticmethod
+    def _numbers(vals: Sequence[Any], small: bool) -> Any:
+        """Python floats (None kept) for small requests, else float64 with NaN for None."""
+        if not set(map(type, vals)) <= _NUM_TYPES:
+            raise _Fallback  # strings, bools, numpy scalars, objects: the general path decides
+        if small:
+            try:
+                xs = [None if v is None else float(v) for v in vals]
+            except OverflowError:
+                raise _Fallback from None
+            if not all(x is None or math.isfinite(x) for x in xs):
+                raise _Fallback
+            return xs
+        try:
+            nones = vals.count(None)
+            x = np.array([math.nan if v is None else v for v in vals] if nones else vals, dtype=np.float64)
+        except (OverflowError, ValueError, TypeError):
+            raise _Fallback from None
+        nan = np.isnan(x)
+        if np.isinf(x).any() or int(nan.sum()) != nones:
+            raise _Fallback
+        return x
+
+    @staticmethod
+    def _filled(x: Any, fill: float, small: bool) -> Any:
+        if small:
+            return [fill if v is None else v for v in x]
+        return np.where(np.isnan(x), fill, x)
+
+    @staticmethod
+    def _log2_token(x: float) -> str:
+        if abs(x) >= _INT64_LIMIT:
+            raise _Fallback
+        return str(int(math.floor(math.log(x) ** 2)) if x > 2 else int(x))
+
+    def _lookup_tokens(self, toks: list[str], d: dict[Any, int] | None, hb: int | None) -> list[int]:
+        if d is None:
+            return self._hash_ids(toks, hb or 1)
+        get = d.get
+        return [get(t, OOV_ID) for t in toks]
+
+    @staticmethod
+    def _signed_log1p(x: float) -> float:
+        return float((x > 0) - (x < 0)) * math.log1p(abs(x))
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, records: Sequence[Any]) -> Batch:
+        n = len(records)
+        if n == 0:
+            raise _Fallback
+        for r in records:
+            if type(r) is not dict:
+                raise _Fallback
+        if self.unknown == "error" and any(not (r.keys() <= self.known) for r in records):
+            raise _Fallback
+        if self.missing == "error" and any(not (self.inputs <= r.keys()) for r in records):
+            raise _Fallback
+        small = n < _SMALL
+        raw = self._extract(records)
+        nums: dict[str, Any] = {}
+
+        def numbers(src: str) -> Any:
+            x = nums.get(src)
+            if x is None:
+                x = nums[src] = self._numbers(raw[src], small)
+            return x
+
+        id_cols: list[Any] = []
+        for kind, src, fill, d, hb, edges in self.cat:
+            if kind == "cat":
+                id_cols.append(self._cat_ids(raw[src], fill, d, hb))
+                continue
+            x = self._filled(numbers(src), fill, small)
+            if kind == "quantile":
+                if small:
+                    id_cols.append([bisect.bisect_right(edges, v) + NUM_RESERVED for v in x])
+                else:
+                    id_cols.append(np.searchsorted(np.asarray(edges, dtype=np.float64), x, side="right") + NUM_RESERVED)
+            elif small:
+                id_cols.append(self._lookup_tokens([self._log2_token(v) for v in x], d, hb))
+            else:
+                u, inv = np.unique(x, return_inverse=True)
+                ids_u = np.array(self._lookup_tokens([self._log2_token(v) for v in u.tolist()], d, hb), dtype=np.int64)
+                id_cols.append(ids_u[inv.reshape(-1)])
+        if id_cols:
+            ids = np.ascontiguousarray(np.array(id_cols, dtype=np.int64).T)
+            ids += self.offsets
+        else:
+            ids = np.zeros((n, 0), dtype=np.int64)
+
+        dense_cols: list[Any] = []
+        for norm, src, fill, (a, b) in self.num:
+            x = self._filled(numbers(src), fill, small)
+            if norm in ("standard", "minmax"):
+                dense_cols.append([(v - a) / b for v in x] if small else (x - a) / b)
+            elif norm == "log":
+                dense_cols.append([self._signed_log1p(v) for v in x] if small else _vmap(self._signed_log1p, x, np.float64))
+            else:
+                dense_cols.append(x)
+        if dense_cols:
+            dense = np.ascontiguousarray(np.array(dense_cols, dtype=np.float64).T.astype(np.float32))
+        else:
+            dense = np.zeros((n, 0), dtype=np.float32)
+
+        seqs: dict[str, SequenceBatch] = {}
+        split: dict[str, list[list[str]]] = {}
+        for name, src, max_len, pre, d, hb, off in self.seq:
+            rows = split.get(src)
+            if rows is None:
+                rows = split[src] = self._split(raw[src], self._delimiters[src])
+            rows = [t[-max_len:] for t in rows] if pre else [t[:max_len] for t in rows]
+            lengths = np.fromiter(map(len, rows), dtype=np.int64, count=n)
+            L = int(lengths.max())
+            if L == 0:
+                vals = np.full((n, 1), off, dtype=np.int64)
+            else:
+                flat = [t for row in rows for t in row]
+                vals = np.zeros((n, L), dtype=np.int64)
+                vals[np.arange(L)[None, :] < lengths[:, None]] = self._lookup_tokens(flat, d, hb)
+                vals += off
+            seqs[name] = SequenceBatch(torch.from_numpy(vals), torch.from_numpy(lengths))
+
+        domain = None
+        if self.domain is not None:
+            get = self.domain_ids.get
+            dom = [get(t) for t in self._tokens(raw[self.domain], "")]
+            if None in dom or None in raw[self.domain]:
+                raise _Fallback  # missing or unseen domain: the general path reports it
+            domain = torch.from_numpy(np.array(dom, dtype=np.int64))
+        return Batch(ids=torch.from_numpy(ids), dense=torch.from_numpy(dense), sequences=seqs, domain=domain)
+
+    def _extract(self, records: Sequence[dict]) -> dict[str, Sequence[Any]]:
+        """Input column -> its values (None where absent): one C-level transpose when every
+        record has every input, else a lookup per column."""
+        names = self._names
+        if len(names) > 1:
+            try:
+                return dict(zip(names, zip(*map(self._getter, records))))
+            except KeyError:
+                pass
+        return {c: [r.get(c) for r in records] for c in names}
+
+    @staticmethod
+    def _split(vals: Sequence[Any], delim: str) -> list[list[str]]:
+        out = []
+        for v in vals:
+            if v is None:
+                out.append([])
+                continue
+            if type(v) is not str:
+                if type(v) not in (list, tuple):
+                    raise _Fallback
+                try:
+                    v = delim.join(t for t in (x if type(x) is str else _scalar_str(x) for x in v) if t is not None)
+                except TypeError:
+                    raise _Fallback from None
+            out.append([t for t in v.split(delim) if t])
+        return out
+
+
 class Predictor:
     """A loaded bundle: ``predict(records) -> {task: probabilities}``. Thread-safe for scoring."""
 
@@ -234,6 +540,13 @@ class Predictor:
             for col, problem, expr in self._encoders.validation_exprs()
             if col in self.input_columns
         ]
+        #: Lists of dict records skip Polars (:class:`_FastEncoder`); False forces the general path.
+        self.fast_encoding = True
+        try:
+            fast: _FastEncoder | None = _FastEncoder(self)
+        except (KeyError, ValueError):  # e.g. an unfitted schema: the general path reports it
+            fast = None
+        self._fast = fast if fast is not None and fast.ok else None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -388,6 +701,13 @@ class Predictor:
 
     def encode(self, records: Any) -> Batch:
         """The model batch for ``records`` (the offline loader's layout)."""
+        if self._fast is not None and self.fast_encoding:
+            recs = [records] if type(records) is dict else records
+            if type(recs) in (list, tuple):
+                try:
+                    return self._fast.encode(recs)
+                except _Fallback:
+                    pass
         frame = self.to_frame(records)
         n = frame.height
         # Only text can fail to parse as a number: numeric columns that arrived as numbers skip
@@ -460,6 +780,14 @@ def _make_runner(d: Path, meta: dict[str, Any], schema: FeatureSchema, backend: 
     from ctrkit.serve.export import batch_tensors, input_names
 
     tasks = list(schema.task_names)
+    seq_names = [f.name for f in schema.sequences]  # schema properties are rebuilt per access
+
+    def tensors(b: Batch) -> tuple[torch.Tensor, ...]:
+        """:func:`~ctrkit.serve.export.batch_tensors`, with the schema read once."""
+        if schema.domain is None and not seq_names:
+            return (b.ids, b.dense)
+        return batch_tensors(b, schema)
+
     if backend == "eager":
         from ctrkit.models.registry import build_model
 
@@ -479,7 +807,7 @@ def _make_runner(d: Path, meta: dict[str, Any], schema: FeatureSchema, backend: 
 
         def run_ts(b: Batch) -> np.ndarray:
             with torch.inference_mode():
-                return ts(*batch_tensors(b, schema)).numpy()
+                return ts(*tensors(b)).numpy()
 
         return run_ts
     import onnxruntime as ort
@@ -493,7 +821,7 @@ def _make_runner(d: Path, meta: dict[str, Any], schema: FeatureSchema, backend: 
 
     def run_onnx(b: Batch) -> np.ndarray:
         # InferenceSession.run is thread-safe.
-        feed = {n: t.numpy() for n, t in zip(names, batch_tensors(b, schema)) if n in wanted}
+        feed = {n: t.numpy() for n, t in zip(names, tensors(b)) if n in wanted}
         return sess.run(["probs"], feed)[0]
 
     return run_onnx

@@ -1,0 +1,182 @@
+"""The fast (Polars-free) encoding of dict records gives exactly the general path's batches and
+probabilities; anything unusual falls back to the general path (same errors)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from ctrkit.batch import Batch
+from ctrkit.data.encoders import Encoders
+from ctrkit.schema import FeatureSchema
+from ctrkit.serve import InputError, Predictor
+
+
+def _recs(data, n: int | None = None) -> list[dict]:
+    """Test rows as JSON clients send them: numbers as numbers, sequences as lists."""
+    df = pl.read_csv(data / "test.tsv", separator="\t", infer_schema=False)
+    recs = df.head(n).to_dicts() if n else df.to_dicts()
+    for r in recs:
+        for k in ("I1", "I2", "I3"):
+            if r[k] is not None:
+                r[k] = float(r[k])
+        for k in ("hist_items", "hist_cats"):
+            r[k] = [t for t in (r[k] or "").split("^") if t]
+    return recs
+
+
+def _tricky(recs: list[dict]) -> list[dict]:
+    """Unseen values, missing values and fields, ints/floats/bools as categories, sequences as
+    strings, lists with numbers/None, over-long sequences, negative and zero numerics."""
+    out = []
+    for i, r in enumerate(recs):
+        r = dict(r)
+        m = i % 12
+        if m == 0:
+            r["C1"] = "never-seen-value"
+            r["item_id"] = "i-unseen"
+        elif m == 1:
+            r.pop("C2")
+            r["I1"] = None
+        elif m == 2:
+            r["hist_items"] = "^".join(r["hist_items"])
+            r["hist_cats"] = "^^" + "^".join(r["hist_cats"]) + "^"
+        elif m == 3:
+            r["hist_items"] = r["hist_items"] * 4 + ["i1", None, "i-unseen"]  # truncated to max_len
+            r["hist_cats"] = tuple(r["hist_cats"])
+        elif m == 4:
+            r["I2"] = int(r["I2"] or 0)
+            r["I3"] = -2.5
+            r["C3"] = 12
+        elif m == 5:
+            r["C4"] = 3.0
+            r["C5"] = 2.5
+            r["user_id"] = True
+        elif m == 6:
+            r["hist_items"] = []
+            r["hist_cats"] = None
+        elif m == 7:
+            r.pop("hist_items")
+            r["I1"] = 0
+        elif m == 8:
+            r["hist_items"] = ["i1^i2", 7]  # an item with the delimiter splits, like a string
+            r["extra"] = "ignored"
+        elif m == 9:
+            r["C1"] = None
+            r["click"] = "1"
+        out.append(r)
+    return out
+
+
+def _same_batch(a: Batch, b: Batch) -> None:
+    assert a.ids.dtype == b.ids.dtype and a.dense.dtype == b.dense.dtype
+    assert np.array_equal(a.ids.numpy(), b.ids.numpy())
+    assert np.array_equal(a.dense.numpy(), b.dense.numpy())
+    assert set(a.sequences) == set(b.sequences)
+    for k in a.sequences:
+        assert np.array_equal(a.sequences[k].values.numpy(), b.sequences[k].values.numpy()), k
+        assert np.array_equal(a.sequences[k].lengths.numpy(), b.sequences[k].lengths.numpy()), k
+    assert (a.domain is None) == (b.domain is None)
+    if a.domain is not None:
+        assert np.array_equal(a.domain.numpy(), b.domain.numpy())
+    assert dict(a.labels) == dict(b.labels) == {} and a.group is None and b.group is None
+
+
+def _both(p: Predictor, recs) -> tuple[Batch, Batch]:
+    p.fast_encoding = True
+    fast = p.encode(recs)
+    p.fast_encoding = False
+    try:
+        slow = p.encode(recs)
+    finally:
+        p.fast_encoding = True
+    return fast, slow
+
+
+@pytest.mark.parametrize("backend", ["eager", "torchscript", "onnx"])
+def test_fast_path_equals_general_path(deepfm_bundle, serve_data, backend):
+    p = Predictor.load(deepfm_bundle, backend=backend)
+    assert p._fast is not None
+    recs = _tricky(_recs(serve_data, 600))
+    for chunk in (recs[:1], recs[1:2], recs[:12], recs[12:75], recs):  # small and vectorised paths
+        fast, slow = _both(p, chunk)
+        _same_batch(fast, slow)
+        p.fast_encoding = True
+        got = p.predict(chunk)["click"]
+        p.fast_encoding = False
+        ref = p.predict(chunk)["click"]
+        p.fast_encoding = True
+        assert np.array_equal(got, ref)
+    one = p.predict(recs[3])["click"]  # a single dict
+    assert np.array_equal(one, p.predict([recs[3]])["click"])
+
+
+def test_fast_path_is_taken_and_falls_back(deepfm_bundle, serve_data, monkeypatch):
+    p = Predictor.load(deepfm_bundle, backend="eager")
+    rec = _recs(serve_data, 1)[0]
+    calls = []
+    orig = Predictor._frame_from_records
+    monkeypatch.setattr(Predictor, "_frame_from_records", lambda self, r: calls.append(1) or orig(self, r))
+    p.predict([rec])
+    p.predict([rec] * 100)
+    assert calls == []
+    # Numeric strings, numpy scalars: the general path (same results as before).
+    for odd in ({**rec, "I2": "4"}, {**rec, "I1": np.float32(3.0)}, {**rec, "C1": np.str_("x")}):
+        fast, slow = _both(p, [odd])
+        _same_batch(fast, slow)
+    assert len(calls) == 6  # each: the fast attempt fell back, then the forced general path
+    # Errors are the general path's, naming the field and record.
+    for bad, field in (({**rec, "I1": float("nan")}, "I1"), ({**rec, "I2": "abc"}, "I2"),
+                       ({**rec, "I3": True}, "I3"), ({**rec, "C1": {"a": 1}}, "C1"),
+                       ({**rec, "hist_items": 5}, "hist_items"), ({**rec, "C2": float("inf")}, "C2")):
+        for n in (1, 100):
+            with pytest.raises(InputError, match=field) as ei:
+                p.predict([rec] * (n - 1) + [bad])
+            assert ei.value.field == field and ei.value.record == n - 1
+    p_err = Predictor.load(deepfm_bundle, backend="eager", missing="error", unknown="error")
+    with pytest.raises(InputError, match="C3"):
+        p_err.predict([rec, {k: v for k, v in rec.items() if k != "C3"}])
+    with pytest.raises(InputError, match="bogus"):
+        p_err.predict([{**rec, "bogus": 1}])
+    assert np.array_equal(p_err.predict([rec])["click"], p.predict([rec])["click"])
+
+
+def test_fast_path_bucketized_hashed_and_normalized_fields(serve_data):
+    """criteo_log2 and quantile buckets, hashed vocabularies (also shared by a sequence),
+    standard / minmax / log / no normalizers: the same ids and dense values as Polars."""
+    raw = FeatureSchema.from_yaml(serve_data / "schema.yaml").to_dict()
+    feats = []
+    for f in raw["features"]:
+        f = {k: v for k, v in f.items() if v is not None}
+        if f["name"] == "I1":
+            feats += [{"name": "I1", "kind": "numeric", "bucketize": {"method": "criteo_log2"}, "fill_value": -1.5},
+                      {"name": "I1q", "column": "I1", "kind": "numeric", "bucketize": {"method": "quantile", "num_buckets": 7}},
+                      {"name": "I1s", "column": "I1", "kind": "numeric", "normalizer": "standard", "fill_value": 2.0}]
+            continue
+        if f["name"] == "I2":
+            f = {"name": "I2", "kind": "numeric", "normalizer": "minmax"}
+        if f["name"] == "I3":
+            f = {"name": "I3", "kind": "numeric"}
+        if f["name"] == "C2":
+            f = {**f, "hash_buckets": 50, "fill_value": "NA"}
+        if f["name"] == "item_cat":
+            f = {**f, "hash_buckets": 7}
+        if f["name"] == "hist_items":
+            f = {**f, "truncate": "post", "max_len": 3}
+        feats.append(f)
+    raw["features"] = feats
+    raw["group"] = None
+    schema = FeatureSchema.from_dict(raw)
+    train = pl.scan_csv(serve_data / "train.tsv", separator="\t", infer_schema=False)
+    enc = Encoders.fit(schema, train)
+    fitted = enc.fitted_schema()
+    enc = Encoders(fitted, enc.vocabs, enc.stats, enc.edges, enc.domains)
+    p = Predictor(serve_data, {}, fitted, enc, "eager", runner=lambda b: None)
+    assert p._fast is not None
+    recs = _tricky(_recs(serve_data, 300))
+    for r in recs[::5]:
+        r["I1"] = 1e6 if r["I1"] is None else -r["I1"]
+    for chunk in (recs[:1], recs[:10], recs):
+        fast, slow = _both(p, chunk)
+        _same_batch(fast, slow)
