@@ -43,6 +43,14 @@ def tiny_schema(
     return schema.with_vocab_sizes({f"c{i}": vocab + NUM_RESERVED for i in range(num_categorical)})
 
 
+def frappe_like_schema() -> FeatureSchema:
+    """A fitted schema shaped like Frappe_x1: 10 categorical fields, 5,389 embedding rows in all
+    (reserved rows included), so parameter counts can be compared with the BARS logs."""
+    feats = [{"name": f"c{i}", "kind": "categorical"} for i in range(10)]
+    schema = FeatureSchema.from_dict({"features": feats, "tasks": [{"name": "click"}]})
+    return schema.with_vocab_sizes({f"c{i}": 539 if i < 9 else 538 for i in range(10)})
+
+
 def random_batch(schema: FeatureSchema, batch_size: int = 16, *, seed: int = 0) -> Batch:
     """A batch of uniformly random valid ids, N(0,1) numerics, random sequences (some empty) and
     random labels."""

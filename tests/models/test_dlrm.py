@@ -10,16 +10,9 @@ import yaml
 
 import ctrkit
 from ctrkit.models import build_model
-from ctrkit.schema import FeatureSchema
-from ctrkit.testing import random_batch, tiny_schema
+from ctrkit.testing import frappe_like_schema, random_batch, tiny_schema
 
 BARS = Path(ctrkit.__file__).parent / "configs" / "bars" / "frappe_x1"
-
-
-def frappe_like_schema() -> FeatureSchema:
-    feats = [{"name": f"c{i}", "kind": "categorical"} for i in range(10)]
-    schema = FeatureSchema.from_dict({"features": feats, "tasks": [{"name": "click"}]})
-    return schema.with_vocab_sizes({f"c{i}": 539 if i < 9 else 538 for i in range(10)})
 
 
 def test_dot_interaction_equals_explicit_pairwise_dot_products():

@@ -10,8 +10,7 @@ import yaml
 import ctrkit
 from ctrkit.models import build_model
 from ctrkit.nn.interactions import FMInteraction, bi_interaction
-from ctrkit.schema import FeatureSchema
-from ctrkit.testing import random_batch, tiny_schema
+from ctrkit.testing import frappe_like_schema, random_batch, tiny_schema
 
 BARS = Path(ctrkit.__file__).parent / "configs" / "bars" / "frappe_x1"
 
@@ -24,14 +23,6 @@ def explicit_pairwise(e: torch.Tensor) -> torch.Tensor:
         for j in range(i + 1, F):
             out = out + (e[:, i] * e[:, j]).sum(-1)
     return out
-
-
-def frappe_like_schema() -> FeatureSchema:
-    """Frappe_x1's shape: 10 categorical fields, 5389 embedding rows in all (FM's BARS log has
-    59,280 = 5389 * (10 + 1) + 1 parameters)."""
-    feats = [{"name": f"c{i}", "kind": "categorical"} for i in range(10)]
-    schema = FeatureSchema.from_dict({"features": feats, "tasks": [{"name": "click"}]})
-    return schema.with_vocab_sizes({f"c{i}": 539 if i < 9 else 538 for i in range(10)})
 
 
 def test_pairwise_term_equals_explicit_double_sum():

@@ -12,17 +12,9 @@ import ctrkit
 from ctrkit.models import build_model, make_config
 from ctrkit.nn.fm_family import FieldMatrixedInteraction
 from ctrkit.nn.interactions import FMInteraction, InnerProductPairs
-from ctrkit.schema import FeatureSchema
-from ctrkit.testing import random_batch, tiny_schema
+from ctrkit.testing import frappe_like_schema, random_batch, tiny_schema
 
 BARS = Path(ctrkit.__file__).parent / "configs" / "bars" / "frappe_x1"
-
-
-def frappe_like_schema() -> FeatureSchema:
-    """Frappe_x1's shape: 10 categorical fields, 5389 embedding rows in all."""
-    feats = [{"name": f"c{i}", "kind": "categorical"} for i in range(10)]
-    schema = FeatureSchema.from_dict({"features": feats, "tasks": [{"name": "click"}]})
-    return schema.with_vocab_sizes({f"c{i}": 539 if i < 9 else 538 for i in range(10)})
 
 
 def n_params(model) -> int:
