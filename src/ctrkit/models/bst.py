@@ -30,7 +30,8 @@ from torch import nn
 from ctrkit.batch import Batch
 from ctrkit.models.base import CTRModel, ModelOutput
 from ctrkit.models.registry import register
-from ctrkit.nn.sequence import BehaviorInputs, PairView, make_mlp
+from ctrkit.nn.mlp import MLP
+from ctrkit.nn.sequence import BehaviorInputs, PairView
 from ctrkit.nn.transformer import TransformerLayer
 from ctrkit.schema import FeatureSchema
 
@@ -104,10 +105,10 @@ class BST(CTRModel):
         self.encoders = nn.ModuleList(
             BSTEncoder(D, n, config) for D, n in zip(self.inputs.pair_dims, self.inputs.max_lens)
         )
-        self.mlp = make_mlp(
+        self.mlp = MLP(
             self.inputs.num_other * config.embedding_dim + sum(e.output_dim for e in self.encoders),
             config.hidden_units,
-            config.hidden_activations,
+            activation_name=config.hidden_activations,
             dropout=config.net_dropout,
             batch_norm=config.batch_norm,
             output_dim=1,

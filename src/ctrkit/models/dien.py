@@ -37,7 +37,7 @@ from ctrkit.batch import Batch
 from ctrkit.models.base import CTRModel, ModelOutput
 from ctrkit.models.registry import register
 from ctrkit.nn.mlp import MLP
-from ctrkit.nn.sequence import AUGRU, BehaviorInputs, make_mlp, masked_softmax
+from ctrkit.nn.sequence import AUGRU, BehaviorInputs, masked_softmax
 from ctrkit.schema import FeatureSchema
 
 
@@ -109,10 +109,10 @@ class DIEN(CTRModel):
         self.evolution = nn.ModuleList(
             InterestEvolution(D, H, config.aux_hidden_units) for D, H in zip(self.inputs.pair_dims, widths)
         )
-        self.mlp = make_mlp(
+        self.mlp = MLP(
             self.inputs.num_other * config.embedding_dim + sum(widths),
             config.hidden_units,
-            config.hidden_activations,
+            activation_name=config.hidden_activations,
             dropout=config.net_dropout,
             batch_norm=config.batch_norm,
             output_dim=1,

@@ -37,7 +37,8 @@ from torch import nn
 from ctrkit.batch import Batch
 from ctrkit.models.base import CTRModel, ModelOutput
 from ctrkit.models.registry import register
-from ctrkit.nn.sequence import BehaviorInputs, TargetAttention, make_mlp
+from ctrkit.nn.mlp import MLP
+from ctrkit.nn.sequence import BehaviorInputs, TargetAttention
 from ctrkit.schema import FeatureSchema
 
 
@@ -69,10 +70,10 @@ class DIN(CTRModel):
             TargetAttention(D, config.attention_hidden_units, config.attention_activation, dropout=config.attention_dropout)
             for D in self.inputs.pair_dims
         )
-        self.mlp = make_mlp(
+        self.mlp = MLP(
             self.inputs.num_other * config.embedding_dim + sum(self.inputs.pair_dims),
             config.hidden_units,
-            config.hidden_activations,
+            activation_name=config.hidden_activations,
             dropout=config.net_dropout,
             batch_norm=config.batch_norm,
             output_dim=1,

@@ -32,7 +32,8 @@ from torch import nn
 from ctrkit.batch import Batch
 from ctrkit.models.base import CTRModel, ModelOutput
 from ctrkit.models.registry import register
-from ctrkit.nn.sequence import BehaviorInputs, MultiHeadTargetAttention, SimHash, hamming_topk, make_mlp
+from ctrkit.nn.mlp import MLP
+from ctrkit.nn.sequence import BehaviorInputs, MultiHeadTargetAttention, SimHash, hamming_topk
 from ctrkit.schema import FeatureSchema
 
 
@@ -66,10 +67,10 @@ class ETA(CTRModel):
         self.attention = nn.ModuleList(
             MultiHeadTargetAttention(D, config.attention_dim, config.num_heads, config.attention_dropout) for D in dims
         )
-        self.mlp = make_mlp(
+        self.mlp = MLP(
             self.inputs.num_other * config.embedding_dim + sum(dims),
             config.hidden_units,
-            config.hidden_activations,
+            activation_name=config.hidden_activations,
             dropout=config.net_dropout,
             batch_norm=config.batch_norm,
             output_dim=1,

@@ -35,7 +35,8 @@ from torch import nn
 from ctrkit.batch import Batch
 from ctrkit.models.base import CTRModel, ModelOutput
 from ctrkit.models.registry import register
-from ctrkit.nn.sequence import BehaviorInputs, SimHash, collision_mean, make_mlp
+from ctrkit.nn.mlp import MLP
+from ctrkit.nn.sequence import BehaviorInputs, SimHash, collision_mean
 from ctrkit.schema import FeatureSchema
 
 
@@ -63,10 +64,10 @@ class SDIM(CTRModel):
         self.inputs = BehaviorInputs(schema, config.embedding_dim, config.sequence_field, config.target_field)
         # one fixed projection per pair (pairs may differ in width)
         self.hashes = nn.ModuleList(SimHash(D, config.num_hashes, config.hash_bits) for D in self.inputs.pair_dims)
-        self.mlp = make_mlp(
+        self.mlp = MLP(
             self.inputs.num_other * config.embedding_dim + sum(self.inputs.pair_dims),
             config.hidden_units,
-            config.hidden_activations,
+            activation_name=config.hidden_activations,
             dropout=config.net_dropout,
             batch_norm=config.batch_norm,
             output_dim=1,

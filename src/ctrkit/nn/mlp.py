@@ -10,10 +10,15 @@ from torch import nn
 from ctrkit.nn.dropout import FastDropout
 
 
-def activation(name: str) -> nn.Module:
+def activation(name: str, dim: int | None = None) -> nn.Module:
     """An activation module by (case-insensitive) name: relu, tanh, sigmoid, leaky_relu, gelu,
-    prelu, silu, linear/identity."""
+    prelu, silu, linear/identity, and dice (DIN's Dice, which has per-unit state and so needs the
+    layer width ``dim``)."""
     key = name.lower()
+    if key == "dice":
+        if dim is None:
+            raise ValueError("the 'dice' activation needs the layer width")
+        return Dice(dim)
     table = {
         "relu": nn.ReLU,
         "tanh": nn.Tanh,
@@ -29,6 +34,37 @@ def activation(name: str) -> nn.Module:
     if key not in table:
         raise ValueError(f"unknown activation '{name}' (known: {sorted(table)})")
     return table[key]()
+
+
+class Dice(nn.Module):
+    """Dice (Zhou et al., DIN, KDD 2018, eq. 9): ``f(s) = p(s) s + (1 - p(s)) alpha s`` with
+    ``p(s) = sigmoid((s - E[s]) / sqrt(Var[s] + eps))``.
+
+    x: (N, dim) -> (N, dim). E and Var are the mini-batch statistics in training and running
+    averages at inference, as batch norm without affine parameters (the official DIN code:
+    ``tf.layers.batch_normalization(center=False, scale=False, epsilon=1e-9)``, momentum 0.99,
+    ``alpha`` per channel initialised to 0). Departure: a training batch with fewer than two rows
+    uses the running statistics (and does not update them) instead of failing.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-9, momentum: float = 0.01):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.alpha = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] > 1:
+            mean = x.mean(0)
+            var = x.var(0, unbiased=False)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(x.detach().var(0, unbiased=True), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        p = torch.sigmoid((x - mean) * torch.rsqrt(var + self.eps))
+        return p * x + (1 - p) * self.alpha * x
 
 
 class MLP(nn.Module):
@@ -60,7 +96,7 @@ class MLP(nn.Module):
             layers.append(nn.Linear(d, h))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(h))
-            layers.append(activation(activation_name))
+            layers.append(activation(activation_name, h))
             if dropout > 0:
                 layers.append(FastDropout(dropout))
             d = h

@@ -8,7 +8,8 @@ change a real output; a row with no real items (an empty history) gives zeros, n
 * :class:`BehaviorInputs` - embeds a batch for a sequence model: the (target, sequence) pair(s)
   chosen by ``sequence_field`` / ``target_field`` (:func:`resolve_pairs`) and every other field
   as DNN does.
-* :class:`Dice`, :class:`DiceMLP` - DIN's data-adaptive activation and an MLP built with it.
+* :class:`Dice` (in :mod:`ctrkit.nn.mlp`, re-exported here) - DIN's data-adaptive activation;
+  ``MLP(activation_name="dice")`` builds an MLP with it.
 * :class:`TargetAttention` - DIN's local activation unit and weighted sum pooling (no softmax).
 * :class:`MultiHeadTargetAttention` - scaled dot-product target attention with softmax (ETA).
 * :class:`AUGRU` - DIEN's GRU with attentional update gate.
@@ -27,7 +28,7 @@ from ctrkit.batch import Batch
 from ctrkit.errors import ConfigError
 from ctrkit.nn.dropout import FastDropout
 from ctrkit.nn.embedding import FeatureEmbedding, masked_mean
-from ctrkit.nn.mlp import MLP
+from ctrkit.nn.mlp import MLP, Dice  # noqa: F401  (Dice re-exported)
 from ctrkit.schema import FeatureSchema
 
 
@@ -201,88 +202,6 @@ def _width(x: torch.Tensor, L: int) -> torch.Tensor:
     return torch.cat([x, x.new_zeros(x.shape[0], L - x.shape[1], x.shape[2])], 1)
 
 
-# --------------------------------------------------------------------------- Dice
-class Dice(nn.Module):
-    """Dice (Zhou et al., DIN, KDD 2018, eq. 9): ``f(s) = p(s) s + (1 - p(s)) alpha s`` with
-    ``p(s) = sigmoid((s - E[s]) / sqrt(Var[s] + eps))``.
-
-    x: (N, dim) -> (N, dim). E and Var are the mini-batch statistics in training and running
-    averages at inference, as batch norm without affine parameters (the official DIN code:
-    ``tf.layers.batch_normalization(center=False, scale=False, epsilon=1e-9)``, momentum 0.99,
-    ``alpha`` per channel initialised to 0). Departure: a training batch with fewer than two rows
-    uses the running statistics (and does not update them) instead of failing.
-    """
-
-    def __init__(self, dim: int, eps: float = 1e-9, momentum: float = 0.01):
-        super().__init__()
-        self.eps, self.momentum = eps, momentum
-        self.alpha = nn.Parameter(torch.zeros(dim))
-        self.register_buffer("running_mean", torch.zeros(dim))
-        self.register_buffer("running_var", torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and x.shape[0] > 1:
-            mean = x.mean(0)
-            var = x.var(0, unbiased=False)
-            with torch.no_grad():
-                self.running_mean.lerp_(mean.detach(), self.momentum)
-                self.running_var.lerp_(x.detach().var(0, unbiased=True), self.momentum)
-        else:
-            mean, var = self.running_mean, self.running_var
-        p = torch.sigmoid((x - mean) * torch.rsqrt(var + self.eps))
-        return p * x + (1 - p) * self.alpha * x
-
-
-class DiceMLP(nn.Module):
-    """:class:`ctrkit.nn.mlp.MLP` with Dice activations: Linear -> [BatchNorm] -> Dice ->
-    [Dropout] per hidden layer, then an optional output Linear (Xavier-normal weights, zero biases).
-
-    x: (N, input_dim) -> (N, hidden_units[-1]) or (N, output_dim).
-    """
-
-    def __init__(
-        self,
-        input_dim: int,
-        hidden_units: Sequence[int] = (),
-        *,
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-        output_dim: int | None = None,
-    ):
-        super().__init__()
-        layers: list[nn.Module] = []
-        d = input_dim
-        for h in hidden_units:
-            layers.append(nn.Linear(d, h))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(h))
-            layers.append(Dice(h))
-            if dropout > 0:
-                layers.append(FastDropout(dropout))
-            d = h
-        if output_dim is not None:
-            layers.append(nn.Linear(d, output_dim))
-            d = output_dim
-        self.net = nn.Sequential(*layers)
-        self.output_dim = d
-        for m in self.net:
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_normal_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def make_mlp(input_dim: int, hidden_units: Sequence[int], activation_name: str, *, dropout: float = 0.0,
-             batch_norm: bool = False, output_dim: int | None = None) -> nn.Module:
-    """``activation_name == "dice"``: a :class:`DiceMLP`; otherwise :class:`ctrkit.nn.mlp.MLP`."""
-    if activation_name.lower() == "dice":
-        return DiceMLP(input_dim, hidden_units, dropout=dropout, batch_norm=batch_norm, output_dim=output_dim)
-    return MLP(input_dim, hidden_units, activation_name=activation_name, dropout=dropout,
-               batch_norm=batch_norm, output_dim=output_dim)
-
-
 # --------------------------------------------------------------------------- DIN attention
 class TargetAttention(nn.Module):
     """DIN's local activation unit and weighted sum pooling (Zhou et al., KDD 2018, Fig. 2, eq. 3).
@@ -303,7 +222,7 @@ class TargetAttention(nn.Module):
     def __init__(self, dim: int, hidden_units: Sequence[int] = (80, 40), activation_name: str = "dice",
                  dropout: float = 0.0):
         super().__init__()
-        self.unit = make_mlp(4 * dim, hidden_units, activation_name, dropout=dropout, output_dim=1)
+        self.unit = MLP(4 * dim, hidden_units, activation_name=activation_name, dropout=dropout, output_dim=1)
 
     def scores(self, target: torch.Tensor, seq: torch.Tensor, mask: torch.Tensor):
         """-> (row index (N,), position index (N,), scores (N,)) over the N real positions."""
