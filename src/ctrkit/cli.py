@@ -18,6 +18,7 @@ _COMMANDS = [
     ("ctrkit.commands.train", "evaluate_cmd"),
     ("ctrkit.commands.train", "predict_cmd"),
     ("ctrkit.commands.bench", "bench_cmd"),
+    ("ctrkit.commands.bench", "tune_cmd"),
     ("ctrkit.commands.bench", "report_cmd"),
     ("ctrkit.commands.serve", "export_cmd"),
     ("ctrkit.commands.serve", "serve_cmd"),

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy.exc
 import yaml
 
 from ctrkit.bench.db import ResultsDB
@@ -54,6 +55,10 @@ def check_db(path: Path, expected_ids: set[str]) -> None:
     row = con.execute("SELECT parameters, model_bytes, train_seconds, train_samples_per_sec, eval_samples_per_sec, threads, library_versions, cpu_model, ctrkit_version FROM runs").fetchone()
     assert row[0] > 0 and row[1] > 0 and row[2] > 0 and row[3] > 0 and row[4] > 0 and row[5] == 1
     assert set(json.loads(row[6])) == {"torch", "polars", "numpy"} and row[7] and row[8]
+    # Costs: every run trained in its worker has a peak memory; every run has inference figures.
+    for rss, single, batch in con.execute("SELECT peak_rss_mb, infer_single_ms, infer_batch_rows_per_sec FROM runs"):
+        assert (rss is None or rss > 0) and single > 0 and batch > 0
+    assert con.execute("SELECT COUNT(*) FROM runs WHERE peak_rss_mb > 0").fetchone()[0] >= 1
     con.close()
 
 
@@ -97,15 +102,15 @@ def test_grid_picks_best_config_by_valid_auc(tmp_path):
 def test_a_failing_record_leaves_nothing(tmp_path):
     with ResultsDB(tmp_path / "r.sqlite") as db:
         run = {"run_id": "x", "suite": "s", "dataset": "d", "model": "m", "config": {}, "config_hash": "h", "seed": 1, "status": "finished"}
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(sqlalchemy.exc.IntegrityError):
             # the second metric row repeats the primary key: the whole run must roll back
             db.record(run, [("test", "click", "auc", 0.7), ("test", "click", "auc", 0.8)])
         assert db.status() == {}
-        assert db.conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 0
+        assert db.count("metrics") == 0
         db.record(run, [("test", "click", "auc", 0.7)])
         db.record({**run, "status": "failed"}, [])  # replaces, never duplicates
         assert db.status() == {"x": "failed"}
-        assert db.conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 0
+        assert db.count("metrics") == 0
 
 
 @pytest.mark.slow

@@ -78,3 +78,59 @@ def test_builtin_suite_expands():
     s = load_suite(PACKAGE_CONFIGS / "suites" / "synthetic_ceiling.yaml", out="/tmp/never-written")
     assert {r.model for r in s.runs} == {"LR", "FM", "DNN", "DeepFM", "DCNv2"}
     assert len(s.runs) == 5 * 3
+
+
+def test_search_spaces(tmp_path):
+    d = suite_dict(tmp_path)
+    d["search"] = {"trials": 5, "space": {"training.learning_rate": {"low": 1.0e-4, "high": 1.0e-2, "log": True}}}
+    d["models"][1]["search"] = {
+        "trials": 7,
+        "pruner": "none",
+        "space": {"model.params.hidden_units": [[8], [16, 8]], "model.params.embedding_dim": {"low": 2, "high": 8, "step": 2}},
+    }
+    s = load_suite(d)
+    assert len(s.runs) == 2 * 3 + 2 * 3 * 3  # the grid runs are unchanged by a search
+    lr, dnn = s.searches
+    assert (lr.study_name, lr.trials, lr.pruner) == ("t/synth/LR", 5, {"startup_trials": 3, "warmup_epochs": 0})
+    assert (dnn.study_name, dnn.trials, dnn.pruner) == ("t/synth/DNN", 7, None)
+    assert set(dnn.space) == {"training.learning_rate", "model.params.hidden_units", "model.params.embedding_dim"}
+    assert dnn.space["model.params.embedding_dim"].kind == "int" and dnn.space["training.learning_rate"].kind == "float"
+    assert dnn.space["model.params.hidden_units"].choices == ([8], [16, 8])
+    assert dnn.config["training"]["seed"] == 1  # trials train with the first seed
+    assert "net_dropout" not in dnn.config["model"].get("params", {})  # the grid is not applied
+    # a suite-wide search without a space tunes only the models that give one
+    d = suite_dict(tmp_path)
+    d["search"] = {"trials": 5}
+    d["models"][0]["search"] = {"space": {"training.learning_rate": [1.0e-3, 1.0e-2]}}
+    assert [x.model for x in load_suite(d).searches] == ["LR"]
+
+
+@pytest.mark.parametrize(
+    "space, key",
+    [
+        ({"training.learning_rat": {"low": 1.0e-4, "high": 1.0e-2}}, "learning_rat"),
+        ({"model.params.hiden_units": [[8]]}, "hiden_units"),
+        ({"training.learning_rate": {"low": 1.0e-2, "high": 1.0e-4}}, "must be below"),
+        ({"training.learning_rate": {"low": 0.0, "high": 1.0, "log": True}}, "log scale"),
+        ({"training.learning_rate": {"low": 1.0e-4, "hihg": 1.0}}, "hihg"),
+        ({"training.learning_rate": 0.01}, "list of choices"),
+        ({}, "non-empty 'space'"),
+    ],
+)
+def test_search_space_errors(tmp_path, space, key):
+    d = suite_dict(tmp_path)
+    d["models"][1]["search"] = {"space": space}
+    with pytest.raises(ConfigError, match=key) as e:
+        load_suite(d)
+    assert "models.1.search" in str(e.value)
+
+
+def test_search_section_errors(tmp_path):
+    for search, key in (({"method": "grid", "space": {"training.epochs": [1]}}, "method"),
+                        ({"trials": 0, "space": {"training.epochs": [1]}}, "trials"),
+                        ({"trails": 3}, "trails"),
+                        ({"pruner": {"warmup": 1}, "space": {"training.epochs": [1]}}, "warmup")):  # fmt: skip
+        d = suite_dict(tmp_path)
+        d["models"][0]["search"] = search
+        with pytest.raises(ConfigError, match=key):
+            load_suite(d)

@@ -1,9 +1,13 @@
-"""Run a suite: worker processes with explicit thread budgets, results into SQLite, resumable.
+"""Run a suite: worker processes with explicit thread budgets, results into a database, resumable.
 
 Every run executes in a worker process (``multiprocessing`` *spawn*). Before torch is imported
 there, the worker sets ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``POLARS_MAX_THREADS`` to its
 budget and the run's ``training.threads`` is set to the same value, so ``workers x threads`` never
 exceeds the cores (checked). Workers exit on their own when the runner dies (they watch their parent).
+
+After training, each run's costs are measured in its worker: peak resident memory of the
+process during the run, single-row inference latency and batch inference throughput of the trained
+model (:func:`measure_inference`, about a second or two per run).
 
 Only the runner writes the database, once per ended run, in one transaction (see
 :mod:`ctrkit.bench.db`). On ``resume`` runs recorded as finished are skipped; any other run is
@@ -31,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ctrkit import __version__
-from ctrkit.bench.db import ResultsDB, flatten_metrics
+from ctrkit.bench.db import ResultsDB, flatten_metrics, safe_url
 from ctrkit.bench.suite import RunSpec, Suite
 from ctrkit.errors import ConfigError
 
@@ -93,12 +97,101 @@ def _init_worker(threads: int, parent: int) -> None:
     logging.getLogger("ctrkit").addHandler(logging.StreamHandler(open(os.devnull, "w")))  # noqa: SIM115
 
 
-def execute_run(config: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:
-    """Train one run in this process (a worker); returns its row fields and metrics rows."""
+def reset_peak_rss() -> bool:
+    """Start a new peak-memory window for this process (Linux: ``/proc/self/clear_refs``), so a
+    worker that runs several runs reports each run's own peak. False where unsupported (the
+    reported peak is then the process's lifetime peak)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process since :func:`reset_peak_rss`, in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    except (ImportError, OSError):
+        return None
+
+
+def measure_inference(
+    run_dir: str | Path, *, single_calls: int = 300, batch_rows: int = 1000, budget_seconds: float = 1.0
+) -> dict[str, float | None]:
+    """Latency of the trained model (``best_model.pt``) on one row and throughput on a batch.
+
+    ``infer_single_ms``: median over up to ``single_calls`` forward passes of one row (at least 30,
+    fewer than ``single_calls`` only when they take longer than ``budget_seconds``);
+    ``infer_batch_rows_per_sec``: ``batch_rows`` / median time of a forward pass over that many rows
+    (up to 20 passes, at least 3, within another ``budget_seconds``). Rows come from the run's
+    test split (else valid) and are already encoded: this is the model's cost, without parsing
+    raw rows. Threads: whatever this process runs torch with (the run's budget in a worker).
+    """
+    import statistics
+
+    import torch
+
+    from ctrkit.data.loader import BatchLoader
+    from ctrkit.train.run import load_run
+
+    _, model, store = load_run(run_dir)
+    split = "test" if "test" in store.splits else "valid"
+    one = next(iter(BatchLoader(store, split, 1, prefetch=0)))
+    big = next(iter(BatchLoader(store, split, min(batch_rows, store.rows(split)), prefetch=0)))
+
+    def timed(batch: Any, max_calls: int, min_calls: int) -> float:
+        for _ in range(3):  # warm-up: the first calls allocate and pick kernels
+            model(batch)
+        times: list[float] = []
+        deadline = time.perf_counter() + budget_seconds
+        while len(times) < max_calls and (len(times) < min_calls or time.perf_counter() < deadline):
+            t0 = time.perf_counter()
+            model(batch)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    with torch.inference_mode():
+        single = timed(one, single_calls, 30)
+        batch = timed(big, 20, 3)
+    return {"infer_single_ms": single * 1000.0, "infer_batch_rows_per_sec": len(big) / batch if batch > 0 else None}
+
+
+def execute_run(
+    config: dict[str, Any],
+    run_dir: str,
+    threads: int,
+    on_evaluation: Callable[[int, dict[str, dict[str, Any]]], None] | None = None,
+) -> dict[str, Any]:
+    """Train one run in this process (a worker); returns its row fields and metrics rows.
+
+    A training error is returned as a ``failed`` row; an exception raised by ``on_evaluation``
+    (called after every validation pass, e.g. a tuner's pruning) propagates instead.
+    """
     from ctrkit.config import RunConfig
     from ctrkit.train.checkpoint import atomic_write_json, atomic_write_text
     from ctrkit.train.run import train
 
+    reset_peak_rss()
+    trained_here = True
+    raised: list[BaseException] = []
+
+    def hook(epoch: int, metrics: dict[str, dict[str, Any]]) -> None:
+        try:
+            on_evaluation(epoch, metrics)  # type: ignore[misc]
+        except BaseException as e:
+            raised.append(e)
+            raise
+
+    callback = hook if on_evaluation is not None else None
     d = Path(run_dir)
     d.mkdir(parents=True, exist_ok=True)
     marker = d / "bench.json"
@@ -109,20 +202,31 @@ def execute_run(config: dict[str, Any], run_dir: str, threads: int) -> dict[str,
     try:
         if (d / "metrics.json").exists() and (d / "best_model.pt").exists():
             metrics = json.loads((d / "metrics.json").read_text())  # trained; not yet recorded
+            trained_here = False
         elif (d / "config.yaml").exists():
             cfg = RunConfig.from_yaml(d / "config.yaml")
             cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"threads": threads})})
             atomic_write_text(cfg.to_yaml(), d / "config.yaml")
-            metrics = train(None, resume=d).metrics  # type: ignore[arg-type]
+            metrics = train(None, resume=d, on_evaluation=callback).metrics  # type: ignore[arg-type]
         else:
             cfg = json.loads(json.dumps(config))
             cfg.setdefault("training", {}).update(threads=threads, progress=False)
             cfg["run_dir"] = str(d)
-            metrics = train(cfg).metrics
+            metrics = train(cfg, on_evaluation=callback).metrics
     except Exception as e:  # a failed run is recorded as such; the suite goes on
+        if raised and e is raised[0]:
+            raise
         out.update(status="failed", error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}", finished_at=_now(), metrics=[])
+        out["peak_rss_mb"] = peak_rss_mb()
         return out
     best = d / "best_model.pt"
+    # Peak memory of training (read before the inference measurement, which adds little); a run
+    # only recorded here from its metrics.json was trained by another process: no peak.
+    out["peak_rss_mb"] = peak_rss_mb() if trained_here else None
+    try:
+        out.update(measure_inference(d))
+    except Exception as e:  # a cost that cannot be measured must not fail a trained run
+        log.warning("inference cost of %s not measured: %s: %s", d, type(e).__name__, e)
     out.update(
         status="finished",
         finished_at=_now(),
@@ -162,11 +266,31 @@ def prepare_datasets(suite: Suite, *, progress: bool = False) -> None:
 
                 try:
                     synth_cfg = SynthConfig(**ds.synthetic)
-                except TypeError as e:
+                except (TypeError, ConfigError) as e:
                     raise ConfigError(str(e), file=suite.source, key=f"datasets.{ds.label}.synthetic") from None
                 log.info("synthesizing %s into %s", ds.label, src)
                 synthesize(src, synth_cfg, overwrite=src.exists(), progress=progress)
         prepare_store(DatasetConfig.model_validate(ds.section), progress=progress)
+
+
+def thread_budget(workers: int, threads_per_worker: int | None) -> int:
+    """Threads per worker: the given number, or the cores shared evenly; ``workers x threads``
+    may not exceed the cores (oversubscribed cores make every number measured meaningless)."""
+    cores = os.cpu_count() or 1
+    if workers < 1:
+        raise ConfigError("--workers must be >= 1")
+    if threads_per_worker is not None and threads_per_worker < 1:
+        raise ConfigError("--threads-per-worker must be >= 1")
+    threads = threads_per_worker or max(1, cores // workers)
+    if workers * threads > cores:
+        raise ConfigError(f"{workers} workers x {threads} threads exceeds the {cores} cores of this machine")
+    return threads
+
+
+def db_label(database: ResultsDB) -> str:
+    """How to name a results database in messages and ``suite.json``: its file, or its URL
+    without the password."""
+    return str(database.path) if database.path is not None else safe_url(database.url)
 
 
 def default_db(suite: Suite) -> Path:
@@ -188,12 +312,7 @@ def run_suite(
     on_record: Callable[[RunSpec, dict[str, Any]], None] | None = None,
 ) -> BenchSummary:
     """Execute every run of ``suite`` not yet finished (with ``resume``) and record it."""
-    cores = os.cpu_count() or 1
-    if workers < 1:
-        raise ConfigError("--workers must be >= 1")
-    threads = threads_per_worker or max(1, cores // workers)
-    if workers * threads > cores:
-        raise ConfigError(f"{workers} workers x {threads} threads exceeds the {cores} cores of this machine")
+    threads = thread_budget(workers, threads_per_worker)
     suite.out.mkdir(parents=True, exist_ok=True)
     database = ResultsDB(db or default_db(suite))
     try:
@@ -201,7 +320,7 @@ def run_suite(
         ours = {r.run_id for r in suite.runs}
         done = {rid for rid, s in recorded.items() if s == "finished" and rid in ours}
         if (recorded.keys() & ours) and not resume:
-            raise ConfigError(f"{database.path} already holds runs of this suite; pass --resume to continue it")
+            raise ConfigError(f"{db_label(database)} already holds runs of this suite; pass --resume to continue it")
         pending = [r for r in suite.runs if r.run_id not in done]
         if not resume:
             for r in pending:  # a fresh start: no stale directory from an unrecorded earlier attempt
@@ -209,7 +328,7 @@ def run_suite(
         prepare_datasets(suite, progress=False)
         env = environment()
         (suite.out / "suite.json").write_text(
-            json.dumps({"name": suite.name, "source": str(suite.source) if suite.source else None, "db": str(database.path)}, indent=2) + "\n"
+            json.dumps({"name": suite.name, "source": str(suite.source) if suite.source else None, "db": db_label(database)}, indent=2) + "\n"
         )
         best: tuple[float, str] | None = None
         if done:  # the best of the runs already recorded (resume)
@@ -275,9 +394,12 @@ def run_suite(
                 raise
         if bar is not None:
             bar.close()
-        return BenchSummary(len(suite.runs), len(done), finished, failed, str(database.path))
+        return BenchSummary(len(suite.runs), len(done), finished, failed, db_label(database))
     finally:
         database.close()
 
 
-__all__ = ["BenchSummary", "environment", "execute_run", "prepare_datasets", "run_suite", "run_dir_of"]
+__all__ = [
+    "BenchSummary", "db_label", "environment", "execute_run", "measure_inference", "peak_rss_mb", "prepare_datasets",
+    "reset_peak_rss", "run_dir_of", "run_suite", "thread_budget",
+]  # fmt: skip

@@ -20,6 +20,25 @@ A suite::
 
 A grid maps dotted config keys to lists of values; every combination is one configuration
 (BARS/FuxiCTR-style grid search); a model's grid entries replace the suite's for the same key.
+
+A model (or the suite, for every model) may also declare an Optuna search space, used by
+``ctrkit tune`` (``ctrkit bench`` ignores it, ``ctrkit tune`` ignores the grid)::
+
+      - name: DeepFM
+        params: {embedding_dim: 8, hidden_units: [64, 64]}
+        search:
+          method: optuna                # the only method
+          trials: 30                    # default for --trials (default 20)
+          pruner: {startup_trials: 3, warmup_epochs: 0}   # median pruner (default), or: none
+          space:
+            training.learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}   # float
+            model.params.embedding_dim: {low: 4, high: 16, step: 4}          # int: int bounds
+            model.params.hidden_units: [[64, 64], [128, 64]]                 # choices
+
+Each (dataset, model) with a search space is one study (:class:`SearchSpec`); its trials train
+with the suite's first seed. A model's ``search`` keys replace the suite's, its space entries are
+added to (or replace) the suite's.
+
 Each run's resolved config is hashed without ``seed``/``threads``/``progress``/``run_dir``:
 ``config_hash`` names a configuration (shared by its seeds), ``run_id`` = hash of config_hash and
 seed. Both are stable across machines for the same paths and values.
@@ -41,8 +60,12 @@ from ctrkit.config import apply_overrides
 from ctrkit.errors import ConfigError
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-_SUITE_KEYS = {"name", "out", "datasets", "models", "grid", "seeds", "training", "description"}
-_MODEL_KEYS = {"name", "params", "training", "grid", "base", "label"}
+_SUITE_KEYS = {"name", "out", "datasets", "models", "grid", "seeds", "training", "description", "search"}
+_MODEL_KEYS = {"name", "params", "training", "grid", "base", "label", "search"}
+_SEARCH_KEYS = {"method", "trials", "space", "pruner"}
+_PARAM_KEYS = {"low", "high", "log", "step"}
+_PRUNER_KEYS = {"startup_trials", "warmup_epochs"}
+DEFAULT_TRIALS = 20
 _DATASET_PATH_KEYS = ("source", "store", "train", "valid", "test", "schema")
 # Keys that do not change what a run computes (or would break resume when changed).
 _UNHASHED_TRAINING = ("seed", "threads", "progress")
@@ -68,12 +91,43 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
+class Param:
+    """One dimension of a search space: a float or int range (``log``: sampled on a log scale;
+    ``step``: a grid within the range) or a list of choices (any YAML values)."""
+
+    kind: str  # "float" | "int" | "categorical"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """One Optuna study: a model on a dataset, its base config and the space to search."""
+
+    suite: str
+    dataset: str  # dataset label
+    model: str  # model label
+    config: dict[str, Any]  # resolved RunConfig mapping (seed included, without run_dir)
+    space: dict[str, Param]  # dotted config key -> dimension
+    trials: int
+    pruner: dict[str, int] | None  # {"startup_trials", "warmup_epochs"}; None: no pruning
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.suite}/{self.dataset}/{self.model}"
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     out: Path
     datasets: list[DatasetEntry]
     runs: list[RunSpec]
     source: Path | None = None
+    searches: list[SearchSpec] = field(default_factory=list)
 
 
 def _hash(obj: Any) -> str:
@@ -116,6 +170,92 @@ def _grid_points(grid: dict[str, Any], where: str) -> list[dict[str, Any]]:
             raise ConfigError(f"grid values must be a non-empty list", key=f"{where}.{k}")
     keys = sorted(grid)
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _param(raw: Any, where: str, src: Path | None) -> Param:
+    if isinstance(raw, list):
+        if not raw:
+            raise ConfigError("choices must be a non-empty list", file=src, key=where)
+        return Param("categorical", choices=tuple(raw))
+    if not isinstance(raw, dict):
+        raise ConfigError("a search dimension is {low, high, log, step} or a list of choices", file=src, key=where)
+    bad = set(raw) - _PARAM_KEYS
+    if bad:
+        raise ConfigError("unknown key", file=src, key=f"{where}.{sorted(bad)[0]}")
+    for k in ("low", "high"):
+        if not _number(raw.get(k)):
+            raise ConfigError(f"'{k}' must be a number", file=src, key=f"{where}.{k}")
+    low, high, log, step = raw["low"], raw["high"], raw.get("log", False), raw.get("step")
+    if not isinstance(log, bool):
+        raise ConfigError("'log' must be true or false", file=src, key=f"{where}.log")
+    if not low < high:
+        raise ConfigError(f"'low' ({low}) must be below 'high' ({high})", file=src, key=where)
+    if log and low <= 0:
+        raise ConfigError("a log scale needs 'low' > 0", file=src, key=f"{where}.low")
+    if step is not None and (not _number(step) or step <= 0 or log):
+        raise ConfigError("'step' must be a positive number, and cannot be combined with 'log'", file=src, key=f"{where}.step")
+    is_int = isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int))
+    return Param("int" if is_int else "float", low=low, high=high, log=log, step=step)
+
+
+def _search_section(suite_search: Any, model_search: Any, where: str, src: Path | None) -> dict[str, Any] | None:
+    """The merged search section of a model (None: the model is not tuned)."""
+    merged: dict[str, Any] = {}
+    for raw, w in ((suite_search, "search"), (model_search, f"{where}.search")):
+        if raw is None:
+            continue
+        if not isinstance(raw, dict):
+            raise ConfigError("'search' must be a mapping", file=src, key=w)
+        bad = set(raw) - _SEARCH_KEYS
+        if bad:
+            raise ConfigError("unknown key", file=src, key=f"{w}.{sorted(bad)[0]}")
+        space = raw.get("space", {})
+        if not isinstance(space, dict):
+            raise ConfigError("'space' must be a mapping of dotted config keys", file=src, key=f"{w}.space")
+        merged = {**merged, **raw, "space": {**merged.get("space", {}), **space}}
+    if not merged or (model_search is None and not merged["space"]):
+        return None  # a suite-wide search without a space tunes only the models that give one
+    return merged
+
+
+def _search_spec(section: dict[str, Any], where: str, src: Path | None, **fields: Any) -> SearchSpec:
+    w = f"{where}.search"
+    method = section.get("method", "optuna")
+    if method != "optuna":
+        raise ConfigError(f"unknown search method '{method}' (the one method is 'optuna')", file=src, key=f"{w}.method")
+    trials = section.get("trials", DEFAULT_TRIALS)
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        raise ConfigError("'trials' must be a positive integer", file=src, key=f"{w}.trials")
+    if not section["space"]:
+        raise ConfigError("a search needs a non-empty 'space'", file=src, key=f"{w}.space")
+    space = {k: _param(v, f"{w}.space.{k}", src) for k, v in section["space"].items()}
+    pruner: dict[str, int] | None = {"startup_trials": 3, "warmup_epochs": 0}
+    raw_pruner = section.get("pruner", "median")
+    if raw_pruner in ("none", None, False):
+        pruner = None
+    elif isinstance(raw_pruner, dict):
+        bad = set(raw_pruner) - _PRUNER_KEYS
+        if bad:
+            raise ConfigError("unknown key", file=src, key=f"{w}.pruner.{sorted(bad)[0]}")
+        for k, v in raw_pruner.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError("must be a non-negative integer", file=src, key=f"{w}.pruner.{k}")
+        pruner = {**pruner, **raw_pruner}  # type: ignore[dict-item]
+    elif raw_pruner != "median":
+        raise ConfigError("'pruner' is 'median' (default), 'none' or {startup_trials, warmup_epochs}", file=src, key=f"{w}.pruner")
+    return SearchSpec(space=space, trials=trials, pruner=pruner, **fields)
+
+
+def space_extremes(space: dict[str, Param]) -> list[dict[str, Any]]:
+    """Two points of a space (all lows / first choices, all highs / last choices): enough to
+    check that every key names a config option and every value has the option's type."""
+    lo = {k: (p.choices[0] if p.kind == "categorical" else p.low) for k, p in space.items()}
+    hi = {k: (p.choices[-1] if p.kind == "categorical" else p.high) for k, p in space.items()}
+    return [lo, hi]
 
 
 def _overrides(point: dict[str, Any]) -> list[str]:
@@ -180,10 +320,12 @@ def load_suite(path: str | Path | dict[str, Any], *, out: str | Path | None = No
         raise ConfigError("a suite needs 'models': a non-empty list", file=src, key="models")
     suite_training = data.get("training") or {}
     suite_grid = data.get("grid") or {}
+    suite_search = data.get("search")
 
     from ctrkit.config import RunConfig  # validates every expanded config
 
     runs: list[RunSpec] = []
+    searches: list[SearchSpec] = []
     seen: set[str] = set()
     labels: set[str] = set()
     for mi, m in enumerate(models):
@@ -221,6 +363,18 @@ def load_suite(path: str | Path | dict[str, Any], *, out: str | Path | None = No
                         continue  # the same configuration reached twice (e.g. overlapping grids)
                     seen.add(rid)
                     runs.append(RunSpec(rid, ch, name, ds.label, label, int(seed), full, dict(point) if multi else {}))
+        search = _search_section(suite_search, m.get("search"), where, src)
+        if search is not None:
+            for ds in datasets:
+                cfg = {"dataset": ds.section, "model": model_sec, "training": copy.deepcopy(training)}
+                cfg["training"]["seed"] = int(seeds[0])
+                spec = _search_spec(search, where, src, suite=name, dataset=ds.label, model=label, config=cfg)
+                for point in space_extremes(spec.space):  # a typo in a key fails here, not in trial 7
+                    try:
+                        RunConfig.from_dict(apply_overrides(cfg, _overrides(point)), source=src)
+                    except ConfigError as e:
+                        raise ConfigError(f"search space {point}: {e}", file=src, key=f"{where}.search.space") from None
+                searches.append(spec)
         if label in labels:
             raise ConfigError(f"duplicate model label '{label}' (give one a 'label')", file=src, key=where)
         labels.add(label)
@@ -230,4 +384,4 @@ def load_suite(path: str | Path | dict[str, Any], *, out: str | Path | None = No
         if r.config_hash not in checked:
             checked.add(r.config_hash)
             RunConfig.from_dict(r.config, source=src)
-    return Suite(name, out_dir, datasets, runs, src)
+    return Suite(name, out_dir, datasets, runs, src, searches)

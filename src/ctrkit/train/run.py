@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -91,11 +91,17 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def train(config: RunConfig | dict[str, Any] | str | Path, *, resume: str | Path | None = None) -> RunResult:
+def train(
+    config: RunConfig | dict[str, Any] | str | Path,
+    *,
+    resume: str | Path | None = None,
+    on_evaluation: Callable[[int, dict[str, dict[str, Any]]], None] | None = None,
+) -> RunResult:
     """Train and evaluate one run; returns the run directory and its final metrics.
 
     ``config`` may be a :class:`RunConfig`, a mapping, or a YAML path. ``resume`` continues the
     run in that directory from its last checkpoint (its saved config is used).
+    ``on_evaluation(epoch, valid_metrics)`` is passed to the :class:`Trainer` (see there).
     """
     if resume is not None:
         run_dir = Path(resume)
@@ -128,7 +134,7 @@ def train(config: RunConfig | dict[str, Any] | str | Path, *, resume: str | Path
         model = build_model(cfg.model.name, schema, cfg.model.params)
         rank, world = process_group()
         train_loader, valid_loader = _loaders(store, cfg, rank, world)
-        trainer = Trainer(model, t, train_loader, valid_loader, run_dir, rank=rank, world_size=world)
+        trainer = Trainer(model, t, train_loader, valid_loader, run_dir, rank=rank, world_size=world, on_evaluation=on_evaluation)
         log.info(
             "ctrkit %s | %s on %s | %d parameters | embeddings %s | threads torch=%d polars=%s | batch %d",
             __version__,

@@ -208,7 +208,10 @@ class Trainer:
         *,
         rank: int = 0,
         world_size: int = 1,
+        on_evaluation: Callable[[int, dict[str, dict[str, Any]]], None] | None = None,
     ):
+        """``on_evaluation(epoch, valid_metrics)`` is called after every validation pass (e.g. to
+        report to a hyper-parameter tuner); an exception it raises stops training."""
         self.model = model
         self.cfg = cfg
         self.train_loader = train_loader
@@ -216,6 +219,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.rank = rank
         self.world_size = world_size
+        self.on_evaluation = on_evaluation
         self.optimizers = build_optimizers(model, cfg)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.state = TrainState()
@@ -383,6 +387,8 @@ class Trainer:
                     "  (best)" if better else f"  lr -> {record.get('lr'):.2e}",
                     "  early stop" if st.stopped else "",
                 )
+            if self.on_evaluation is not None:
+                self.on_evaluation(st.epoch + 1, metrics)
         st.history.append(record)
         st.epoch += 1
         st.batch = 0
