@@ -242,10 +242,11 @@ def profile(args) -> None:
               + "  ".join(f"{k} {statistics.median(v) * 1e3:.1f} ms" for k, v in reps.items()))
     from torch.profiler import ProfilerActivity, profile as tprof
 
-    with tprof(activities=[ProfilerActivity.CPU]) as prof:
+    with tprof(activities=[ProfilerActivity.CPU], record_shapes=bool(os.environ.get("CTRKIT_PROFILE_SHAPES"))) as prof:
         for b in batches[3:8]:
             step(b, False)
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
+    shapes = bool(os.environ.get("CTRKIT_PROFILE_SHAPES"))
+    print(prof.key_averages(group_by_input_shape=shapes).table(sort_by="self_cpu_time_total", row_limit=args.top))
 
 
 # --------------------------------------------------------------------------- prototype
