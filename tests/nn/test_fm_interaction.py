@@ -29,3 +29,11 @@ def test_gradient_matches_gradcheck_and_autograd_of_pairs():
 def test_float32_close_to_float64():
     e = torch.randn(64, 39, 16)
     torch.testing.assert_close(FMInteraction()(e).double(), _pairs(e.double()), rtol=1e-4, atol=1e-4)
+
+
+def test_inference_path_equals_training_path():
+    e = torch.randn(16, 8, 4)
+    with torch.no_grad():
+        plain = FMInteraction()(e)
+    fused = FMInteraction()(e.clone().requires_grad_())
+    torch.testing.assert_close(plain, fused.detach(), rtol=1e-5, atol=1e-5)

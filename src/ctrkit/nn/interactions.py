@@ -31,7 +31,12 @@ class FMInteraction(nn.Module):
     """
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
-        return _FMScalar.apply(e)
+        if torch.is_grad_enabled() and e.requires_grad:
+            return _FMScalar.apply(e)
+        # Inference (and export: TorchScript and ONNX cannot take a Python autograd Function or
+        # linalg.vecdot): plain ops, the same values.
+        s = e.sum(dim=1)
+        return 0.5 * ((s * s).sum(dim=-1) - (e * e).sum(dim=(1, 2)))
 
 
 class _FMScalar(torch.autograd.Function):
