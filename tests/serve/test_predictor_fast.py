@@ -112,6 +112,45 @@ def test_fast_path_equals_general_path(deepfm_bundle, serve_data, backend):
     assert np.array_equal(one, p.predict([recs[3]])["click"])
 
 
+def _frames(data, n: int) -> list[pl.DataFrame]:
+    """Tables as clients pass them: raw text (as read from the training files), typed columns
+    (ints, floats with NaN and nulls, bools and floats as categories), lists as sequences."""
+    raw = pl.read_csv(data / "test.tsv", separator="\t", infer_schema=False).head(n)
+    typed = pl.read_csv(data / "test.tsv", separator="\t").head(n)
+    k = pl.int_range(pl.len()) % 7
+    odd = typed.with_columns(
+        pl.when(k == 0).then(float("nan")).otherwise(pl.col("I1").cast(pl.Float64)).alias("I1"),
+        pl.when(k == 1).then(None).otherwise(pl.col("I2")).alias("I2"),
+        (k == 2).alias("C3"),  # a Boolean column as a category
+        pl.when(k == 3).then(2.5).otherwise(k.cast(pl.Float64)).alias("C4"),  # floats: 2.0 -> "2"
+        pl.col("hist_items").str.split("^").alias("hist_items"),
+        pl.when(k == 4).then(None).otherwise(pl.col("hist_cats")).alias("hist_cats"),
+    ).drop("C5")
+    return [raw, typed, odd, raw.head(1), odd.slice(3, 5)]
+
+
+def test_fast_path_for_tables_equals_general_path(deepfm_bundle, serve_data, monkeypatch):
+    from ctrkit.serve import predictor as mod
+
+    p = Predictor.load(deepfm_bundle, backend="eager")
+    calls = []
+    orig = mod._EncodePlan.encode
+    monkeypatch.setattr(mod._EncodePlan, "encode", lambda self, f: calls.append(1) or orig(self, f))
+    for frame in _frames(serve_data, 400):
+        for table in (frame, frame.to_arrow()):
+            fast, slow = _both(p, table)
+            _same_batch(fast, slow)
+    assert len(calls) == 10  # only the forced general path: every table took the fast lookups
+    # Errors in tables are still the general path's, naming the field and row.
+    bad = _frames(serve_data, 20)[0].with_columns(pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("abc")).otherwise(pl.col("I2")).alias("I2"))
+    with pytest.raises(InputError, match="I2") as ei:
+        p.predict(bad)
+    assert ei.value.record == 7
+    inf = _frames(serve_data, 20)[1].with_columns(pl.lit(float("inf")).alias("I3"))
+    fast, slow = _both(p, inf)  # non-finite: falls back to the general path, same batch
+    _same_batch(fast, slow)
+
+
 def test_fast_path_is_taken_and_falls_back(deepfm_bundle, serve_data, monkeypatch):
     p = Predictor.load(deepfm_bundle, backend="eager")
     rec = _recs(serve_data, 1)[0]
@@ -121,11 +160,13 @@ def test_fast_path_is_taken_and_falls_back(deepfm_bundle, serve_data, monkeypatc
     p.predict([rec])
     p.predict([rec] * 100)
     assert calls == []
-    # Numeric strings, numpy scalars: the general path (same results as before).
+    # Numeric strings, numpy scalars: the general path (same results as before). A str subclass
+    # (np.str_) as a category is looked up as the string it is, on the fast path.
     for odd in ({**rec, "I2": "4"}, {**rec, "I1": np.float32(3.0)}, {**rec, "C1": np.str_("x")}):
         fast, slow = _both(p, [odd])
         _same_batch(fast, slow)
-    assert len(calls) == 6  # each: the fast attempt fell back, then the forced general path
+    # 2 x (the fast attempt fell back, then the forced general path) + 1 forced general path
+    assert len(calls) == 5
     # Errors are the general path's, naming the field and record.
     for bad, field in (({**rec, "I1": float("nan")}, "I1"), ({**rec, "I2": "abc"}, "I2"),
                        ({**rec, "I3": True}, "I3"), ({**rec, "C1": {"a": 1}}, "C1"),
@@ -179,4 +220,7 @@ def test_fast_path_bucketized_hashed_and_normalized_fields(serve_data):
         r["I1"] = 1e6 if r["I1"] is None else -r["I1"]
     for chunk in (recs[:1], recs[:10], recs):
         fast, slow = _both(p, chunk)
+        _same_batch(fast, slow)
+    for frame in _frames(serve_data, 300):
+        fast, slow = _both(p, frame)
         _same_batch(fast, slow)

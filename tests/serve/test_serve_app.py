@@ -251,3 +251,21 @@ def test_serve_command_and_sighup_reload(deepfm_run, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_internal_error_answers_500_and_the_server_lives_on(deepfm_bundle, records):
+    p = Predictor.load(deepfm_bundle, unknown="error")
+    app = create_app(p)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        def boom(recs):
+            raise RuntimeError("a bug")
+
+        p.predict = boom  # type: ignore[method-assign]
+        for n in (1, 40):  # scored on the event loop, and in the thread pool
+            r = c.post("/predict", json={"records": records[:1] * n})
+            assert r.status_code == 500 and r.json()["detail"]["error"] == "internal error: RuntimeError"
+        assert c.get("/health").status_code == 200
+        text = c.get("/metrics").text
+        assert 'ctrkit_errors_total{route="/predict",kind="internal"} 2' in text
+        assert 'ctrkit_requests_total{route="/predict",method="POST",status="500"} 2' in text
+        assert 'ctrkit_requests_total{route="/health",method="GET",status="200"} 1' in text

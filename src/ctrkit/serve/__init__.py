@@ -1,6 +1,7 @@
 """Serving: export a run into a self-contained bundle, score records with it, serve it over HTTP.
 
-* :func:`ctrkit.serve.export.export_run` - run directory -> bundle (TorchScript / ONNX / state dict)
+* :func:`ctrkit.serve.export.export_run` - run directory -> bundle (TorchScript / ONNX / state dict;
+  int8 dynamically quantized forms with ``quantize="int8"``)
 * :class:`Predictor` - bundle -> ``predict(records)``
 * :mod:`ctrkit.serve.app` - FastAPI app (``ctrkit serve``): /predict, /rank, /health, /metadata,
   /metrics, /reload

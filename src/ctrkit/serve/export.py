@@ -12,6 +12,10 @@ A bundle is a directory that scores raw records on a machine that never saw the 
     model.pt         the best state dict (the eager backend rebuilds the model from it)
     model.ts         TorchScript of :class:`TensorModel` (when tracing reproduces eager scores)
     model.onnx       ONNX of :class:`TensorModel` (when export and ONNX Runtime reproduce them)
+    model.int8.onnx  with ``quantize="int8"``: ``model.onnx`` with int8 dynamically quantized
+                     MatMul/Gemm weights (ONNX Runtime ``quantize_dynamic``)
+    model.int8.ts    with ``quantize="int8"``: TorchScript of the model with every ``nn.Linear``
+                     replaced by torch's dynamically quantized int8 Linear (fbgemm)
 
 Portable forms take plain tensors, ``ids (B, F) int64`` (fused-table offsets applied), ``dense
 (B, N) float32``, optionally ``domain (B,) int64``, then ``values (B, L) int64`` and ``lengths
@@ -20,6 +24,13 @@ Portable forms take plain tensors, ``ids (B, F) int64`` (fused-table offsets app
 Every portable form is verified after export against the eager model on batches of other sizes
 (and other sequence lengths) than the tracing example; one that differs by more than
 ``VERIFY_TOL`` is dropped and the reason recorded in ``metadata.json``.
+
+Quantized forms cannot reproduce the fp32 scores to ``VERIFY_TOL``: they are checked against
+``QUANT_SANITY_TOL`` (a bound that catches a broken export, not rounding), and their real cost is
+measured on the run's held-out rows (the test split of its store, when the store is still there):
+test AUC and the largest probability difference against fp32, recorded in ``metadata.json``
+``quantization``. Exporting with ``quantize`` makes the fastest quantized backend the default
+(the caller asked for the trade); without it nothing quantized is written.
 
 The bundle is written into a temporary directory next to ``out_dir`` and renamed into place when
 complete, so a crash never leaves a half-written bundle that looks finished.
@@ -50,7 +61,17 @@ BUNDLE_FORMAT = 1
 #: Largest |portable - eager| probability difference accepted when verifying an export.
 VERIFY_TOL = 1e-5
 #: Files whose content the bundle hash covers (metadata.json holds the hashes, so not itself).
-HASHED_FILES = ("schema.json", "encoders.json", "model.pt", "model.ts", "model.onnx")
+HASHED_FILES = ("schema.json", "encoders.json", "model.pt", "model.ts", "model.onnx", "model.int8.onnx", "model.int8.ts")
+#: Quantization modes of :func:`export_run`.
+QUANTIZE_MODES = ("int8",)
+#: Backends a ``quantize="int8"`` export adds (name -> file).
+INT8_BACKENDS = {"onnx_int8": "model.int8.onnx", "torchscript_int8": "model.int8.ts"}
+#: Largest |int8 - fp32| probability difference on the random verification batches; above it the
+#: quantized form is dropped as broken. Rounding of 8-bit weights and activations moves trained
+#: CTR scores by ~1e-3; this bound is an order of magnitude above that.
+QUANT_SANITY_TOL = 0.05
+#: Held-out rows scored to measure the cost of quantization (the head of the test split).
+QUANT_EVAL_ROWS = 200_000
 
 
 class TensorModel(nn.Module):
@@ -146,8 +167,21 @@ def _short(e: BaseException) -> str:
     return first[:500]
 
 
-def _export_torchscript(wrapper: TensorModel, schema: FeatureSchema, path: Path) -> tuple[bool, str | None]:
+def _max_diff(got: np.ndarray, want: np.ndarray, n: int, what: str, tol: float) -> float:
+    """max |got - want|; raises when the shapes differ or the difference exceeds ``tol``."""
+    diff = float(np.abs(got - want).max()) if want.size else 0.0
+    if got.shape != want.shape or not diff <= tol:
+        raise RuntimeError(f"{what} scores differ from eager on a batch of {n} (max abs diff {diff:.3g})")
+    return diff
+
+
+def _export_torchscript(
+    wrapper: TensorModel, schema: FeatureSchema, path: Path, *, tol: float = VERIFY_TOL, reference: nn.Module | None = None
+) -> tuple[bool, str | None]:
+    """Trace ``wrapper`` to ``path`` and check it against ``reference`` (default: the wrapped
+    model) within ``tol`` on :func:`_verify_batches`."""
     example = batch_tensors(synthetic_batch(schema, 8, seed=1), schema)
+    ref = reference if reference is not None else wrapper.model
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -159,10 +193,7 @@ def _export_torchscript(wrapper: TensorModel, schema: FeatureSchema, path: Path)
         for b in _verify_batches(schema):
             with torch.no_grad():
                 got = loaded(*batch_tensors(b, schema)).numpy()
-            want = _eager_probs(wrapper.model, schema, b)
-            diff = float(np.abs(got - want).max()) if want.size else 0.0
-            if got.shape != want.shape or not diff <= VERIFY_TOL:
-                raise RuntimeError(f"traced scores differ from eager on a batch of {len(b)} (max abs diff {diff:.3g})")
+            _max_diff(got, _eager_probs(ref, schema, b), len(b), "traced", tol)
     except Exception as e:  # noqa: BLE001 - any failure means "no TorchScript for this model"
         path.unlink(missing_ok=True)
         return False, _short(e)
@@ -200,14 +231,118 @@ def _export_onnx(wrapper: TensorModel, schema: FeatureSchema, path: Path) -> tup
         for b in _verify_batches(schema):
             feed = {n: t.numpy() for n, t in zip(names, batch_tensors(b, schema)) if n in feed_names}
             got = sess.run(["probs"], feed)[0]
-            want = _eager_probs(wrapper.model, schema, b)
-            diff = float(np.abs(got - want).max()) if want.size else 0.0
-            if got.shape != want.shape or not diff <= VERIFY_TOL:
-                raise RuntimeError(f"ONNX Runtime scores differ from eager on a batch of {len(b)} (max abs diff {diff:.3g})")
+            _max_diff(got, _eager_probs(wrapper.model, schema, b), len(b), "ONNX Runtime", VERIFY_TOL)
     except Exception as e:  # noqa: BLE001 - any failure means "no ONNX for this model"
         path.unlink(missing_ok=True)
         return False, _short(e)
     return True, None
+
+
+def quantized_linear_model(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every ``nn.Linear`` as torch's dynamically quantized int8 Linear.
+
+    Weights are int8 per output tensor (symmetric); activations are quantized per call from
+    their observed range. The ``fbgemm`` engine is the x86 one: it keeps activations to 7 bits
+    (``reduce_range``) so the AVX2 u8 x s8 multiply-add cannot saturate. Embedding tables stay
+    fp32 (a lookup does no arithmetic worth saving)."""
+    import copy
+
+    from torch.ao.quantization import quantize_dynamic
+
+    torch.backends.quantized.engine = "fbgemm"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+        return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def _export_torchscript_int8(model: nn.Module, schema: FeatureSchema, path: Path) -> tuple[bool, str | None]:
+    try:
+        qmodel = quantized_linear_model(model)
+    except Exception as e:  # noqa: BLE001 - no quantization support in this torch build
+        return False, _short(e)
+    return _export_torchscript(TensorModel(qmodel, schema).eval(), schema, path, tol=QUANT_SANITY_TOL, reference=model)
+
+
+def _export_onnx_int8(
+    model: nn.Module, schema: FeatureSchema, src: Path, path: Path, *, reduce_range: bool = True, per_channel: bool = False
+) -> tuple[bool, str | None]:
+    """``src`` (the fp32 ONNX) with int8 weights for every MatMul/Gemm, checked against eager.
+
+    ONNX Runtime's dynamic quantization: weights int8 per tensor, activations uint8 quantized per
+    call (``DynamicQuantizeLinear`` -> ``MatMulInteger``, fused by the session into
+    ``DynamicQuantizeMatMul``). ``reduce_range`` keeps weights to 7 bits: without VNNI the AVX2
+    u8 x s8 kernel sums pairs of products in int16, which full-range weights can saturate."""
+    names = input_names(schema)
+    try:
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        sink = io.StringIO()
+        with warnings.catch_warnings(), redirect_stdout(sink), redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            quantize_dynamic(
+                str(src),
+                str(path),
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul", "Gemm"],
+                reduce_range=reduce_range,
+                per_channel=per_channel,
+                extra_options={"MatMulConstBOnly": True},
+            )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        feed_names = [i.name for i in sess.get_inputs()]
+        for b in _verify_batches(schema):
+            feed = {n: t.numpy() for n, t in zip(names, batch_tensors(b, schema)) if n in feed_names}
+            _max_diff(sess.run(["probs"], feed)[0], _eager_probs(model, schema, b), len(b), "int8 ONNX Runtime", QUANT_SANITY_TOL)
+    except Exception as e:  # noqa: BLE001 - any failure means "no int8 ONNX for this model"
+        path.unlink(missing_ok=True)
+        return False, _short(e)
+    return True, None
+
+
+def held_out_accuracy(run: Path, score: dict[str, Any], *, max_rows: int = QUANT_EVAL_ROWS) -> dict[str, Any] | None:
+    """AUC per task and backend on the head of the run's test split, and each backend's largest
+    probability difference against the first one (the fp32 reference).
+
+    ``score`` maps a backend name to a function ``Batch -> (B, T)`` probabilities. None when the
+    run's store is gone (a bundle can be exported from a run whose data was deleted)."""
+    from ctrkit.data.loader import BatchLoader
+    from ctrkit.data.store import Store
+    from ctrkit.metrics import auc
+
+    try:
+        store = Store.open(json.loads((run / "store.json").read_text())["store"])
+        if "test" not in store.splits:
+            return None
+        loader = BatchLoader(store, "test", 4096, prefetch=0)
+    except Exception:  # noqa: BLE001 - no store, no measurement; the export itself is fine
+        return None
+    tasks = list(loader.task_names)
+    probs: dict[str, list[np.ndarray]] = {name: [] for name in score}
+    labels: list[np.ndarray] = []
+    rows = 0
+    for b in loader.epoch(0):
+        if rows >= max_rows:
+            break
+        for name, fn in score.items():
+            probs[name].append(fn(b))
+        labels.append(np.stack([b.labels[t].numpy() for t in tasks], 1))
+        rows += len(b)
+    if not rows:
+        return None
+    y = np.concatenate(labels)
+    p = {name: np.concatenate(v) for name, v in probs.items()}
+    ref = next(iter(p))
+    return {
+        "split": "test",
+        "rows": int(y.shape[0]),
+        "reference": ref,
+        "auc": {name: {t: auc(y[:, j], v[:, j]) for j, t in enumerate(tasks)} for name, v in p.items()},
+        "max_abs_diff": {name: float(np.abs(v - p[ref]).max()) for name, v in p.items() if name != ref},
+        "mean_abs_diff": {name: float(np.abs(v - p[ref]).mean()) for name, v in p.items() if name != ref},
+    }
 
 
 def file_sha256(path: Path) -> str:
@@ -234,13 +369,19 @@ def export_run(
     torchscript: bool = True,
     benchmark: bool = True,
     overwrite: bool = False,
+    quantize: str | None = None,
 ) -> Path:
     """Write the serving bundle of the finished run ``run_dir`` to ``out_dir``; returns its path.
 
     ``onnx`` / ``torchscript`` turn those exports off; ``benchmark`` times every working backend
     (batch of 1 and of 256) so :class:`~ctrkit.serve.predictor.Predictor` can default to the
-    fastest. ``out_dir`` must not exist unless ``overwrite``.
+    fastest. ``quantize="int8"`` adds the int8 forms (``onnx_int8`` from the fp32 ONNX,
+    ``torchscript_int8``), measures their test AUC against fp32 on the run's held-out rows and
+    makes the fastest of them the default backend. ``out_dir`` must not exist unless
+    ``overwrite``.
     """
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_MODES} or None, got {quantize!r}")
     import yaml
 
     from ctrkit.models.registry import build_model
@@ -281,6 +422,19 @@ def export_run(
             backends["onnx"] = {"ok": ok, "file": "model.onnx" if ok else None, "error": why}
         else:
             backends["onnx"] = {"ok": False, "file": None, "error": "not requested"}
+        if quantize == "int8":
+            if backends["onnx"]["ok"]:
+                ok, why = _export_onnx_int8(model, schema, tmp / "model.onnx", tmp / INT8_BACKENDS["onnx_int8"])
+            else:
+                ok, why = False, f"needs the fp32 ONNX export ({backends['onnx']['error']})"
+            backends["onnx_int8"] = {"ok": ok, "file": INT8_BACKENDS["onnx_int8"] if ok else None, "error": why, "quantized": "int8"}
+            if torchscript:
+                ok, why = _export_torchscript_int8(model, schema, tmp / INT8_BACKENDS["torchscript_int8"])
+            else:
+                ok, why = False, "not requested"
+            backends["torchscript_int8"] = {
+                "ok": ok, "file": INT8_BACKENDS["torchscript_int8"] if ok else None, "error": why, "quantized": "int8"
+            }
         files = {n: file_sha256(tmp / n) for n in HASHED_FILES if (tmp / n).exists()}
         meta: dict[str, Any] = {
             "bundle_format": BUNDLE_FORMAT,
@@ -295,10 +449,24 @@ def export_run(
             "source_run": str(run.resolve()),
             "inputs": input_names(schema),
             "backends": backends,
+            "quantize": quantize,
             "files": files,
             "bundle_hash": bundle_hash(files),
         }
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+        quantized = [n for n, info in backends.items() if info.get("quantized") and info["ok"]]
+        if quantized:
+            from ctrkit.serve.predictor import Predictor
+
+            # fp32 first: it is the reference of the differences.
+            scorers = {"eager": Predictor.load(tmp, backend="eager").predict_batch}
+            scorers.update({n: Predictor.load(tmp, backend=n).predict_batch for n in quantized})
+            meta["quantization"] = {
+                "mode": quantize,
+                "held_out": held_out_accuracy(run, scorers),
+                "onnx_int8": "onnxruntime quantize_dynamic: MatMul/Gemm weights int8 per tensor, 7-bit range; activations uint8 per call",
+                "torchscript_int8": "torch.ao quantize_dynamic (fbgemm): nn.Linear weights int8 per tensor; activations per call",
+            }
         if benchmark:
             from ctrkit.serve.predictor import Predictor
 
@@ -307,10 +475,15 @@ def export_run(
                 if info["ok"]:
                     timings[name] = Predictor.load(tmp, backend=name).time_backend()
             meta["latency_ms"] = timings
-            if timings:
-                # Serving is dominated by small batches: rank by single-row latency, then batch.
-                meta["default_backend"] = min(timings, key=lambda b: (timings[b]["batch_1"], timings[b]["batch_256"]))
-        meta.setdefault("default_backend", "torchscript" if backends["torchscript"]["ok"] else "eager")
+            # With quantize, the caller asked for the int8 trade: the default is the fastest
+            # quantized form. Serving is dominated by small batches: rank by single-row latency,
+            # then batch.
+            pool = [n for n in timings if n in quantized] or list(timings)
+            if pool:
+                meta["default_backend"] = min(pool, key=lambda b: (timings[b]["batch_1"], timings[b]["batch_256"]))
+        if "default_backend" not in meta:
+            order = [*quantized, "torchscript", "eager"]
+            meta["default_backend"] = next(n for n in order if n == "eager" or backends.get(n, {}).get("ok"))
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
         trash = None
         if out.exists():
@@ -325,4 +498,13 @@ def export_run(
     return out
 
 
-__all__ = ["TensorModel", "batch_tensors", "export_run", "input_names", "synthetic_batch"]
+__all__ = [
+    "QUANTIZE_MODES",
+    "TensorModel",
+    "batch_tensors",
+    "export_run",
+    "held_out_accuracy",
+    "input_names",
+    "quantized_linear_model",
+    "synthetic_batch",
+]

@@ -6,8 +6,12 @@
 
 Encoding is exactly the training pipeline's: a Polars frame is built from the records and encoded
 with the fitted :class:`~ctrkit.data.encoders.Encoders` expressions (unseen categories -> OOV,
-missing values -> the schema's ``fill_value``), then batched like the offline loader. Lists of dict records take a Polars-free path with the
-same ids and values (:class:`_FastEncoder`); anything unusual in them falls back to the above.
+missing values -> the schema's ``fill_value``), then batched like the offline loader. That is the
+general path. The usual inputs take a faster one with the same ids and values
+(:class:`_FastEncoder`): lists of dict records without Polars, tables (Polars, pyarrow, pandas) in
+one Polars select; both look tokens up in dicts built once at load (per request that beats any
+Polars join, ``replace_strict`` or Enum cast, which all rebuild a hash table of the vocabulary on
+every call). Anything unusual falls back to the general path, which owns the error messages.
 
 Input rules:
 
@@ -46,10 +50,12 @@ from ctrkit.data.store import SplitArrays
 from ctrkit.errors import CtrkitError
 from ctrkit.schema import NUM_RESERVED, OOV_ID, FeatureSchema, NumericFeature, SequenceFeature
 
-Backend = Literal["auto", "eager", "torchscript", "onnx"]
+Backend = Literal["auto", "eager", "torchscript", "onnx", "onnx_int8", "torchscript_int8"]
 Missing = Literal["fill", "error"]
 Unknown = Literal["ignore", "error"]
-BACKENDS = ("eager", "torchscript", "onnx")
+#: fp32 backends reproduce offline evaluation; the ``*_int8`` ones exist in bundles exported with
+#: ``quantize="int8"`` and trade a measured accuracy cost (``metadata.json`` ``quantization``) for speed.
+BACKENDS = ("eager", "torchscript", "onnx", "onnx_int8", "torchscript_int8")
 
 
 class InputError(CtrkitError, ValueError):
@@ -127,15 +133,15 @@ class _EncodePlan:
         self.schema = schema
         id_exprs = enc.id_exprs()
         self.exprs: list[pl.Expr] = []
-        self.lookup: dict[str, dict[str, int]] = {}  # column -> token -> id (dict-encoded columns)
-        dicts: dict[str, dict[str, int]] = {}
+        self.lookup: dict[str, _Ids] = {}  # column -> token -> id (dict-encoded columns)
+        dicts: dict[str, _Ids] = {}
 
-        def vocab_dict(owner: str) -> dict[str, int] | None:
+        def vocab_dict(owner: str) -> _Ids | None:
             v = enc.vocabs.get(owner)
             if v is None or v.hash_buckets:
                 return None
             if owner not in dicts:
-                dicts[owner] = {tok: i + 2 for i, tok in enumerate(v.values)}
+                dicts[owner] = _Ids({tok: i + NUM_RESERVED for i, tok in enumerate(v.values)})
             return dicts[owner]
 
         for f, expr in zip(schema.categorical, id_exprs):
@@ -167,8 +173,8 @@ class _EncodePlan:
             if d is None:
                 ids[:, j] = col.to_numpy()
             else:
-                get = d.get
-                ids[:, j] = np.fromiter((get(t, OOV_ID) for t in col.to_list()), dtype=np.int32, count=n)
+                # Tokens are strings here (fill values applied): a C-level map, unseen -> OOV.
+                ids[:, j] = np.fromiter(map(d.__getitem__, col.to_list()), dtype=np.int32, count=n)
         dense = (
             np.ascontiguousarray(df.select([f"num:{f.name}" for f in self.schema.numeric]).to_numpy().astype(np.float32, copy=False))
             if self.schema.numeric else np.zeros((n, 0), dtype=np.float32)
@@ -186,8 +192,7 @@ class _EncodePlan:
             if d is None:
                 values = flat.to_numpy().astype(np.int32)
             else:
-                get = d.get
-                values = np.fromiter((get(t, OOV_ID) for t in flat.to_list()), dtype=np.int32, count=flat.len())
+                values = np.fromiter(map(d.__getitem__, flat.to_list()), dtype=np.int32, count=flat.len())
             arr.seq_values[f.name] = values
             arr.seq_offsets[f.name] = offsets
         return arr
@@ -200,7 +205,6 @@ class _Fallback(Exception):
 _NONE = type(None)
 _NUM_TYPES = frozenset({float, int, _NONE})
 _STR = frozenset({str})
-_STR_NONE = frozenset({str, _NONE})
 _INT64_LIMIT = 9.2e18  # |x| beyond this would fail Polars' strict Int64 cast: general path
 _SMALL = 64  # below this many records, numeric columns stay Python lists (no numpy set-up cost)
 
@@ -211,15 +215,59 @@ def _vmap(fn: Any, x: np.ndarray, dtype: Any) -> np.ndarray:
     return np.array([fn(v) for v in u.tolist()], dtype=dtype)[inv.reshape(-1)]
 
 
+def _log1p_matches_libm() -> bool:
+    """Whether numpy's float64 ``log1p`` gives exactly ``math.log1p`` (the C library's, which is
+    what Polars' ``log1p`` calls) on a probe of typical and awkward inputs. True on builds that
+    use the C library; a SIMD build with a different rounding would make the fast path's dense
+    values differ from the general path's in the last bit, so then it computes per distinct value
+    with ``math.log1p`` instead."""
+    rng = np.random.default_rng(0)
+    probe = np.concatenate([
+        np.arange(0, 100_000, dtype=np.float64),
+        rng.uniform(0, 10, 20_000), rng.lognormal(0, 6, 20_000), [1e-300, 1e-17, 5e-9, 0.5, 1e300],
+    ])
+    want = np.array([math.log1p(v) for v in probe.tolist()])
+    return bool(np.array_equal(np.log1p(probe), want))
+
+
+#: Computed at first use (see :func:`_signed_log1p_array`).
+_NP_LOG1P_EXACT: bool | None = None
+
+
+def _signed_log1p_array(x: np.ndarray) -> np.ndarray:
+    """sign(x) * log1p(|x|) of a float64 array, bit-identical to the Polars normalizer."""
+    global _NP_LOG1P_EXACT
+    if _NP_LOG1P_EXACT is None:
+        _NP_LOG1P_EXACT = _log1p_matches_libm()
+    if _NP_LOG1P_EXACT:
+        return np.sign(x) * np.log1p(np.abs(x))
+    return _vmap(_FastEncoder._signed_log1p, x, np.float64)
+
+
 class _Ids(dict):
-    """token -> id; a token not in the vocabulary is OOV (``map(ids.__getitem__, tokens)``)."""
+    """raw value -> local id, for ``map(ids.__getitem__, values)`` at C speed.
+
+    Keys are the vocabulary's token strings and ``None`` (-> the fill value's id). A string that is
+    not a key is out-of-vocabulary. An int, float or bool is looked up by its token (``12`` and
+    ``12.0`` -> ``"12"``, as the general path casts them), so a column needs no type scan before
+    the lookup; anything else (NaN, numpy scalars, containers) raises :class:`_Fallback` and the
+    general path reports it."""
 
     def __missing__(self, key: Any) -> int:
-        return OOV_ID
+        if isinstance(key, str):  # str subclasses (np.str_) hash and compare as their text
+            return OOV_ID
+        if type(key) in (int, float, bool):
+            try:
+                tok = _scalar_str(key)
+            except TypeError:  # NaN / inf are not categories
+                raise _Fallback from None
+            return self.get(tok, OOV_ID)
+        raise _Fallback
 
 
 class _FastEncoder:
-    """The encoding of :class:`_EncodePlan` without Polars, for lists of dict records.
+    """The encoding of :class:`_EncodePlan` for lists of dict records (:meth:`encode`, no Polars)
+    and tables (:meth:`encode_table`, one Polars select, then the same lookups).
 
     Everything a record needs is prepared once at load: per categorical field a dict from the raw
     value (token strings, plus ``None`` -> the fill value's id) to its local id, hashing owners
@@ -294,6 +342,8 @@ class _FastEncoder:
             else:
                 args = (0.0, 1.0)
             self.num.append((f.normalizer, f.source, float(f.fill_value), args))
+        if any(norm == "log" for norm, *_ in self.num):
+            _signed_log1p_array(np.zeros(1))  # runs the one-off numpy/libm probe now, not in a request
         self.seq: list[tuple] = []
         for f in schema.sequences:
             if kinds.get(f.source) != "sequence":
@@ -328,12 +378,13 @@ class _FastEncoder:
     def _cat_ids(self, vals: Sequence[Any], fill: str, d: dict[Any, int] | None, hb: int | None) -> list[int]:
         if d is None:
             return self._hash_ids(self._tokens(vals, fill), hb or 1)
-        if not set(map(type, vals)) <= _STR_NONE:
-            vals = self._tokens(vals, fill)  # numbers, bools: their token
-        # None -> the fill value's id; unseen -> OOV (_Ids.__missing__)
-        if len(vals) < _SMALL:
-            return list(map(d.__getitem__, vals))
-        return np.fromiter(map(d.__getitem__, vals), dtype=np.int64, count=len(vals))
+        # None -> the fill value's id; numbers -> their token's; unseen -> OOV (_Ids.__missing__)
+        try:
+            if len(vals) < _SMALL:
+                return list(map(d.__getitem__, vals))
+            return np.fromiter(map(d.__getitem__, vals), dtype=np.int64, count=len(vals))
+        except TypeError:  # unhashable (a list or dict as a category): the general path names it
+            raise _Fallback from None
 
     @staticmethod
     def _numbers(vals: Sequence[Any], small: bool) -> Any:
@@ -392,9 +443,49 @@ class _FastEncoder:
             raise _Fallback
         if self.missing == "error" and any(not (self.inputs <= r.keys()) for r in records):
             raise _Fallback
-        small = n < _SMALL
-        raw = self._extract(records)
+        return self._encode_columns(self._extract(records), n, n < _SMALL, {})
+
+    def encode_table(self, table: pl.DataFrame, exprs: Sequence[pl.Expr]) -> Batch:
+        """A table of raw columns -> Batch, in one Polars select and no per-record step.
+
+        ``exprs`` (:meth:`Predictor._table_exprs`, one per input column, in ``columns`` order)
+        normalise the client's dtypes; on top of them every categorical column becomes text (the
+        cast ``token_expr`` applies) and every numeric column float64 (``numeric_expr``'s parse).
+        The columns then go through the lookups of :meth:`encode` as lists and arrays. Text that
+        does not parse as a number raises :class:`_Fallback`: the general path validates it and
+        names the row."""
+        n = table.height
+        if n == 0:
+            raise _Fallback
+        sel: list[pl.Expr] = []
+        numeric = []
+        for c, e in zip(self.columns, exprs):
+            if c.kind == "numeric":
+                x = e.cast(pl.Float64, strict=False)
+                sel.append(x.alias(c.name))
+                # One boolean per column, broadcast by the select.
+                sel.append((x.is_null() & e.is_not_null()).any().alias(f"\0bad:{c.name}"))
+                numeric.append(c.name)
+            else:
+                sel.append(e.cast(pl.String).alias(c.name))
+        df = table.select(sel)
+        if df.height != n:  # only literal columns (every input missing): the general path
+            raise _Fallback
         nums: dict[str, Any] = {}
+        for c in numeric:
+            if df[f"\0bad:{c}"][0]:
+                raise _Fallback
+            x = df[c].to_numpy().astype(np.float64, copy=False)  # null -> NaN: a missing value
+            if np.isinf(x).any():
+                raise _Fallback  # the general path owns non-finite values
+            nums[c] = x
+        raw = {c.name: df[c.name].to_list() for c in self.columns if c.kind != "numeric"}
+        return self._encode_columns(raw, n, False, nums)
+
+    def _encode_columns(self, raw: Mapping[str, Sequence[Any]], n: int, small: bool, nums: dict[str, Any]) -> Batch:
+        """Input column -> its ``n`` raw values (``raw``; numeric columns may come already parsed
+        in ``nums``: float64 arrays, NaN = missing) -> Batch. ``small``: Python lists throughout
+        (cheaper than numpy below ~64 rows)."""
 
         def numbers(src: str) -> Any:
             x = nums.get(src)
@@ -431,7 +522,7 @@ class _FastEncoder:
             if norm in ("standard", "minmax"):
                 dense_cols.append([(v - a) / b for v in x] if small else (x - a) / b)
             elif norm == "log":
-                dense_cols.append([self._signed_log1p(v) for v in x] if small else _vmap(self._signed_log1p, x, np.float64))
+                dense_cols.append([self._signed_log1p(v) for v in x] if small else _signed_log1p_array(x))
             else:
                 dense_cols.append(x)
         if dense_cols:
@@ -647,7 +738,14 @@ class Predictor:
         return pl.DataFrame(data, height=n) if data else pl.DataFrame(height=n)
 
     def _frame_from_table(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(self._table_exprs(frame))
+
+    def _table_exprs(self, frame: pl.DataFrame) -> list[pl.Expr]:
+        """One expression per input column (``columns`` order, aliased to its name) turning a
+        client's table into raw input columns; raises :class:`InputError` naming an unknown,
+        missing or non-scalar column."""
         present = set(frame.columns)
+        schema = frame.schema  # built anew on every access
         if self.unknown == "error":
             extra = [c for c in frame.columns if c not in self.known_columns]
             if extra:
@@ -660,7 +758,7 @@ class Predictor:
                     raise InputError("required field is missing", field=c)
                 exprs.append(pl.lit(None, dtype=pl.String).alias(c))
                 continue
-            dt = frame.schema[c]
+            dt = schema[c]
             if col.kind == "sequence" and isinstance(dt, (pl.List, pl.Array)):
                 exprs.append(pl.col(c).cast(pl.List(pl.String)).list.join(col.delimiter).alias(c))
             elif isinstance(dt, (pl.List, pl.Array, pl.Struct, pl.Object)):
@@ -676,23 +774,31 @@ class Predictor:
                 )
             else:
                 exprs.append(pl.col(c))
-        return frame.select(exprs)
+        return exprs
 
-    def to_frame(self, records: Any) -> pl.DataFrame:
-        """The raw input columns of ``records`` as a Polars frame (before encoding)."""
+    @staticmethod
+    def _as_table(records: Any) -> pl.DataFrame | None:
+        """``records`` as a Polars frame when it is a table (Polars, pyarrow, pandas), else None."""
         if isinstance(records, pl.DataFrame):
-            return self._frame_from_table(records)
+            return records
         if isinstance(records, pl.LazyFrame):
-            return self._frame_from_table(records.collect())
+            return records.collect()
         try:
             import pyarrow as pa
 
             if isinstance(records, (pa.Table, pa.RecordBatch)):
-                return self._frame_from_table(pl.from_arrow(records))  # type: ignore[arg-type]
+                return pl.from_arrow(records)  # type: ignore[return-value]
         except ImportError:  # pragma: no cover - pyarrow is a polars extra
             pass
         if type(records).__module__.startswith("pandas"):
-            return self._frame_from_table(pl.from_pandas(records))
+            return pl.from_pandas(records)
+        return None
+
+    def to_frame(self, records: Any) -> pl.DataFrame:
+        """The raw input columns of ``records`` as a Polars frame (before encoding)."""
+        table = self._as_table(records)
+        if table is not None:
+            return self._frame_from_table(table)
         if isinstance(records, Mapping):
             records = [records]
         if not isinstance(records, Sequence) or isinstance(records, (str, bytes)):
@@ -701,19 +807,24 @@ class Predictor:
 
     def encode(self, records: Any) -> Batch:
         """The model batch for ``records`` (the offline loader's layout)."""
-        if self._fast is not None and self.fast_encoding:
+        fast = self._fast if self.fast_encoding else None
+        if fast is not None:
             recs = [records] if type(records) is dict else records
-            if type(recs) in (list, tuple):
-                try:
-                    return self._fast.encode(recs)
-                except _Fallback:
-                    pass
+            table = None if type(recs) in (list, tuple) else self._as_table(records)
+            try:
+                if table is not None:
+                    return fast.encode_table(table, self._table_exprs(table))
+                if type(recs) in (list, tuple):
+                    return fast.encode(recs)
+            except _Fallback:
+                pass  # the general path below, which owns every error message
         frame = self.to_frame(records)
         n = frame.height
         # Only text can fail to parse as a number: numeric columns that arrived as numbers skip
         # the (string-stripping) checks.
         numeric_cols = {c.name for c in self.columns if c.kind == "numeric"}
-        checks = [c for c in self._num_checks if c[0] not in numeric_cols or frame.schema[c[0]] == pl.String]
+        schema = frame.schema
+        checks = [c for c in self._num_checks if c[0] not in numeric_cols or schema[c[0]] == pl.String]
         if checks and n:
             row = frame.select([expr.arg_true().first().alias(str(i)) for i, (_, _, expr) in enumerate(checks)]).row(0)
             for i, hit in enumerate(row):
@@ -801,8 +912,11 @@ def _make_runner(d: Path, meta: dict[str, Any], schema: FeatureSchema, backend: 
                 return torch.sigmoid(torch.stack([out.logits[t].reshape(-1) for t in tasks], 1)).numpy()
 
         return run_eager
-    if backend == "torchscript":
-        ts = torch.jit.load(str(d / "model.ts"), map_location="cpu")
+    if backend in ("torchscript", "torchscript_int8"):
+        if backend == "torchscript_int8":
+            # The packed int8 weights were prepared for fbgemm (the x86 engine) at export.
+            torch.backends.quantized.engine = "fbgemm"
+        ts = torch.jit.load(str(d / meta["backends"].get(backend, {}).get("file", "model.ts")), map_location="cpu")
         ts.eval()
 
         def run_ts(b: Batch) -> np.ndarray:
@@ -815,7 +929,12 @@ def _make_runner(d: Path, meta: dict[str, Any], schema: FeatureSchema, backend: 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or 1
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(d / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if (threads or 1) > 1:
+        # Idle pool threads spin by default; on a few shared cores that burns the cycles the
+        # encoder and the HTTP loop need.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(str(d / meta["backends"][backend]["file"]), opts, providers=["CPUExecutionProvider"])
     names = input_names(schema)
     wanted = {i.name for i in sess.get_inputs()}
 
