@@ -3,7 +3,11 @@
 :class:`Encoders` holds the fitted state of a schema: a vocabulary per vocabulary owner
 (categorical fields, bucketized numerics, sequences with their own vocabulary), statistics per
 normalized numeric, bucket edges per quantile-bucketized numeric, and the domain vocabulary.
-Everything is a Polars expression, so encoding a split is one vectorised query.
+Everything is a Polars expression, so encoding a split is one vectorised query. Two choices keep
+that query cheap: string vocabularies are applied as an ``Enum`` cast (one hash per string, about
+2.5x faster than ``replace_strict``), and a criteo_log2 field is counted per distinct value and,
+when its values are whole numbers in a modest range, mapped through a lookup table over that
+range (each integer bucketed once, by the same Polars expression, instead of a log per row).
 
 Id conventions: 0 is padding, 1 is out-of-vocabulary (unseen in train, or rarer than
 ``min_count``); real values start at 2, ordered by train frequency (ties by value) so the ids are
@@ -73,6 +77,9 @@ class Vocab:
     values: list[str] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     hash_buckets: int | None = None
+    #: The vocabulary as an Enum type, built once (a vocabulary of a million values takes tens
+    #: of milliseconds) and reused for every split.
+    _enum: pl.Enum | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -86,9 +93,32 @@ class Vocab:
             return expr.map_batches(
                 lambda s: _hash_series(s, self.hash_buckets or 1), return_dtype=pl.Int32
             )
-        keys = pl.Series(self.values, dtype=pl.String)
-        ids = pl.Series(np.arange(NUM_RESERVED, NUM_RESERVED + len(self.values), dtype=np.int32))
-        return expr.replace_strict(keys, ids, default=OOV_ID, return_dtype=pl.Int32)
+        # An Enum whose categories are the vocabulary in id order: its physical code is the id
+        # minus the reserved ids, and a value outside it becomes null (-> OOV). The same ids as
+        # replace_strict over the strings, at less than half the cost.
+        return (self._codes(expr) + NUM_RESERVED).fill_null(OOV_ID)
+
+    def encode_filled(self, expr: pl.Expr, fill_value: str) -> pl.Expr:
+        """:meth:`encode` of ``expr.fill_null(fill_value)`` without materialising the filled
+        strings: a null becomes the id of ``fill_value`` directly."""
+        if self.hash_buckets:
+            return self.encode(expr.cast(pl.String).fill_null(fill_value))
+        fill_id = self.id_of(fill_value)
+        return pl.when(expr.is_null()).then(pl.lit(fill_id, dtype=pl.Int32)).otherwise(
+            (self._codes(expr) + NUM_RESERVED).fill_null(OOV_ID)
+        )
+
+    def _codes(self, expr: pl.Expr) -> pl.Expr:
+        if self._enum is None:
+            self._enum = pl.Enum(pl.Series(self.values, dtype=pl.String))
+        return expr.cast(pl.String).cast(self._enum, strict=False).to_physical().cast(pl.Int32)
+
+    def id_of(self, value: str) -> int:
+        """The id of one token (OOV when it is not in the vocabulary)."""
+        try:
+            return self.values.index(value) + NUM_RESERVED
+        except ValueError:
+            return OOV_ID
 
     def encode_int(self, expr: pl.Expr) -> pl.Expr | None:
         """Int64 expression whose string form is the token -> Int32 ids, the same ids as
@@ -157,10 +187,11 @@ class Encoders:
 
     # ------------------------------------------------------------------ fit
     @classmethod
-    def fit(cls, schema: FeatureSchema, train: pl.LazyFrame) -> "Encoders":
-        """Fit every encoder on the train frame (one lazy query per kind of statistic)."""
+    def fit(cls, schema: FeatureSchema, train: pl.LazyFrame | pl.DataFrame) -> "Encoders":
+        """Fit every encoder on the train frame (one lazy query per kind of statistic, all value
+        counts collected together so Polars spreads them over its threads)."""
         enc = cls(schema)
-        owners: dict[str, list[pl.LazyFrame]] = {}
+        lf = train.lazy()
         members: dict[str, list[object]] = {}
         for f in schema.categorical:
             owner = schema.vocab_owner(f.name)
@@ -169,19 +200,6 @@ class Encoders:
             members.setdefault(owner, []).append(f)
         for f in schema.sequences:
             members.setdefault(schema.vocab_owner(f.name), []).append(f)
-        for owner, fs in members.items():
-            # An owner made only of criteo_log2 numerics counts integer tokens (cast to their
-            # string tokens after counting: the same counts, far fewer string operations).
-            as_int = all(_is_criteo_log2(f) for f in fs)
-            for f in fs:
-                if isinstance(f, SequenceFeature):
-                    continue
-                if as_int:
-                    assert isinstance(f, NumericFeature)
-                    tok = criteo_log2_int(_float(f.source).fill_null(f.fill_value))
-                else:
-                    tok = enc.token_expr(f)
-                owners.setdefault(owner, []).append(train.select(tok.alias("token")))
         # Quantile edges and normalizer statistics first: tokens of quantile fields need edges.
         numeric_aggs = []
         for f in schema.features:
@@ -200,7 +218,7 @@ class Encoders:
                     x.quantile(i / q, interpolation="linear").alias(f"{f.name}|q{i}") for i in range(1, q)
                 ]
         if numeric_aggs:
-            row = train.select(numeric_aggs).collect().row(0, named=True)
+            row = lf.select(numeric_aggs).collect().row(0, named=True)
             for key, val in row.items():
                 name, stat = key.split("|")
                 if stat.startswith("q"):
@@ -209,17 +227,30 @@ class Encoders:
                     enc.stats.setdefault(name, {})[stat] = float(val) if val is not None else 0.0
             for name in enc.edges:
                 enc.edges[name] = sorted(set(enc.edges[name]))
-        for f in schema.sequences:
-            owner = schema.vocab_owner(f.name)
-            owners.setdefault(owner, []).append(
-                train.select(enc.sequence_expr(f).explode().alias("token")).drop_nulls()
-            )
-        # One value-count per owner over all of its columns, all owners collected together.
-        queries = [
-            pl.concat(frames).group_by("token").agg(pl.len().alias("count")) for frames in owners.values()
-        ]
-        counted = pl.collect_all(queries) if queries else []
-        for owner, counts in zip(owners, counted):
+        # Per owner, (token, count) frames of each member, summed below. An owner made only of
+        # criteo_log2 numerics counts integer tokens (cast to their string tokens after counting:
+        # the same counts, far fewer string operations), bucketing each distinct value once.
+        owners: dict[str, list[pl.LazyFrame]] = {o: [] for o in members}
+        for owner, fs in members.items():
+            as_int = all(_is_criteo_log2(f) for f in fs)
+            for f in fs:
+                if isinstance(f, SequenceFeature):
+                    toks = lf.select(enc.sequence_expr(f).explode().alias("token")).drop_nulls()
+                    owners[owner].append(_value_counts(toks))
+                elif as_int:
+                    assert isinstance(f, NumericFeature)
+                    owners[owner].append(_criteo_counts(lf, f))
+                elif isinstance(f, CategoricalFeature):
+                    # Count the raw values (a missing value is a group of its own) and name that
+                    # group after the fill value afterwards: no filled copy of the column.
+                    raw = lf.select(pl.col(f.source).cast(pl.String).alias("token"))
+                    owners[owner].append(_value_counts(raw).with_columns(pl.col("token").fill_null(f.fill_value)))
+                else:
+                    assert isinstance(f, NumericFeature)
+                    owners[owner].append(_value_counts(lf.select(enc.token_expr(f).alias("token"))))
+        queries = [pl.concat(frames).group_by("token").agg(pl.col("count").sum()) for frames in owners.values()]
+        counted_all = pl.collect_all(queries) if queries else []
+        for owner, counts in zip(owners, counted_all):
             if counts["token"].dtype != pl.String:
                 counts = counts.with_columns(pl.col("token").cast(pl.String))
             spec = schema.feature(owner)
@@ -228,7 +259,7 @@ class Encoders:
             kept = counts.filter(pl.col("count") >= min_count).sort(["count", "token"], descending=[True, False])
             enc.vocabs[owner] = Vocab(kept["token"].to_list(), kept["count"].to_list(), buckets)
         if schema.domain:
-            doms = train.select(pl.col(schema.domain).drop_nulls().unique().sort()).collect()
+            doms = lf.select(pl.col(schema.domain).drop_nulls().unique().sort()).collect()
             enc.domains = doms[schema.domain].to_list()
         return enc
 
@@ -258,8 +289,52 @@ class Encoders:
                 if _is_criteo_log2(f):
                     assert isinstance(f, NumericFeature)
                     e_int = vocab.encode_int(criteo_log2_int(_float(f.source).fill_null(f.fill_value)))
-                e = e_int if e_int is not None else vocab.encode(self.token_expr(f))
+                if e_int is not None:
+                    e = e_int
+                elif isinstance(f, CategoricalFeature):
+                    e = vocab.encode_filled(pl.col(f.source), f.fill_value)
+                else:
+                    e = vocab.encode(self.token_expr(f))
             out.append(e.alias(f.name))
+        return out
+
+    def id_columns(self, frame: pl.DataFrame) -> list[np.ndarray]:
+        """The ids of :meth:`id_exprs` for an in-memory frame, one Int32 array per
+        ``schema.categorical`` field, in one Polars query: whole-number criteo_log2 columns
+        through a lookup table over their value range, everything else by its expression."""
+        fields = self.schema.categorical
+        if not fields:
+            return []
+        tables = self._criteo_tables(frame, [f for f in fields if _is_criteo_log2(f)])
+        got = frame.select([tables.get(f.name, e) for f, e in zip(fields, self.id_exprs())])
+        return [got[f.name].cast(pl.Int32).to_numpy() for f in fields]
+
+    def _criteo_tables(self, frame: pl.DataFrame, fields: list[CategoricalFeature | NumericFeature]) -> dict[str, pl.Expr]:
+        """Id expressions gathering from a table indexed by ``value - min`` (each integer of the
+        range bucketed and looked up once), for the criteo_log2 fields whose values are all
+        whole numbers in a range of at most ``_TABLE_LIMIT``; one query finds which those are."""
+        xs = {f.name: _criteo_input(frame, f) for f in fields if isinstance(f, NumericFeature)}
+        if not xs or frame.height == 0:
+            return {}
+        ints = {n for n, (_, is_int) in xs.items() if is_int}
+        stats = frame.select(
+            [e for n, (x, _) in xs.items() for e in (
+                x.min().alias(f"{n}|lo"), x.max().alias(f"{n}|hi"),
+                (pl.lit(True) if n in ints else ((x == x.floor()) & x.is_finite()).all()).alias(f"{n}|whole"),
+            )]  # fmt: skip
+        ).row(0, named=True)
+        out = {}
+        for name, (x, _) in xs.items():
+            lo, hi, whole = stats[f"{name}|lo"], stats[f"{name}|hi"], stats[f"{name}|whole"]
+            if not whole or hi - lo >= _TABLE_LIMIT or max(abs(lo), abs(hi)) >= 2.0**53:
+                continue
+            lo, hi = int(lo), int(hi)
+            tokens = pl.DataFrame({"t": _criteo_tokens(np.arange(lo, hi + 1, dtype=np.int64))})
+            e = self.vocabs[self.schema.vocab_owner(name)].encode_int(pl.col("t"))
+            if e is None:
+                continue
+            table = tokens.select(e).to_series()
+            out[name] = pl.lit(table).gather((x - lo).cast(pl.Int64)).alias(name)
         return out
 
     def sequence_id_expr(self, f: SequenceFeature) -> pl.Expr:
@@ -351,6 +426,42 @@ class Encoders:
     @classmethod
     def load(cls, path: str | Path) -> "Encoders":
         return cls.from_state(json.loads(Path(path).read_text()))
+
+
+def _value_counts(tokens: pl.LazyFrame) -> pl.LazyFrame:
+    """(token, count) of a one-column ``token`` frame, count as Int64 (summed over members)."""
+    return tokens.group_by("token").agg(pl.len().cast(pl.Int64).alias("count"))
+
+
+#: A whole-number column is looked up through a table when its values span at most this many
+#: integers (4 Mi entries: 16 MB of int32, computed once per split and column).
+_TABLE_LIMIT = 1 << 22
+
+
+def _criteo_tokens(values: np.ndarray) -> np.ndarray:
+    """criteo_log2 tokens (int64) of whole numbers, by the same Polars expression as every other
+    path, so a table built from them gives exactly the ids the expression would."""
+    x = pl.Series("x", values.astype(np.float64))
+    return x.to_frame().select(criteo_log2_int(pl.col("x"))).to_series().to_numpy()
+
+
+def _criteo_input(frame: pl.DataFrame | pl.LazyFrame, f: NumericFeature) -> tuple[pl.Expr, bool]:
+    """The filled values of a criteo_log2 field, and whether they are integers: an integer
+    column (parsed as such) with a whole fill value stays integer, anything else is Float64.
+    Both give the same buckets (an integer converts to the nearest double, as its text does)."""
+    dtype = frame.collect_schema()[f.source] if isinstance(frame, pl.LazyFrame) else frame.schema[f.source]
+    if dtype.is_integer() and float(f.fill_value).is_integer():
+        return pl.col(f.source).cast(pl.Int64).fill_null(int(f.fill_value)), True
+    return _float(f.source).fill_null(f.fill_value), False
+
+
+def _criteo_counts(frame: pl.LazyFrame, f: NumericFeature) -> pl.LazyFrame:
+    """(token, count) of a criteo_log2 field: the distinct (filled) values are counted first and
+    each is bucketed once, instead of bucketing every row and counting the buckets."""
+    x, _ = _criteo_input(frame, f)
+    distinct = frame.group_by(x.alias("x")).agg(pl.len().cast(pl.Int64).alias("count"))
+    tokens = distinct.select(criteo_log2_int(pl.col("x").cast(pl.Float64)).alias("token"), "count")
+    return tokens.group_by("token").agg(pl.col("count").sum())
 
 
 def first_bad_row(frame: pl.LazyFrame, checks: list[tuple[str, str, pl.Expr]]) -> tuple[str, str, int, str] | None:
