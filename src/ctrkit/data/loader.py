@@ -69,6 +69,10 @@ class BatchLoader:
         self.task_names = self.schema.task_names if self.arrays.labels.shape[1] else []
         self.seq_offsets = {f.name: self.layout.offset(f.name) for f in self.schema.sequences}
 
+    def num_global_batches(self) -> int:
+        """Batches per epoch over all ranks together."""
+        return self._num_global_batches()
+
     def _num_global_batches(self) -> int:
         if self.drop_last:
             return self.n // self.batch_size

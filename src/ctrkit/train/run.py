@@ -76,12 +76,16 @@ def _loaders(store: Store, cfg: RunConfig, rank: int = 0, world: int = 1) -> tup
 def process_group() -> tuple[int, int]:
     """(rank, world size) when launched under ``torch.distributed`` (e.g. torchrun), else (0, 1).
 
-    With a process group the loaders shard batches by rank, evaluation gathers every rank's
-    predictions before computing metrics, and only rank 0 logs and writes files. Gradient
-    averaging across ranks (DistributedDataParallel) is not wired in yet.
+    Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) without a process group yet, one is
+    started (gloo on CPU, NCCL with CUDA) from the environment. With a process group the loaders
+    shard batches by rank, every step averages gradients across ranks
+    (:mod:`ctrkit.train.distributed`), evaluation gathers every rank's predictions before computing
+    metrics, and only rank 0 logs and writes files.
     """
     import torch.distributed as dist
 
+    if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1

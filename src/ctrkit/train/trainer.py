@@ -9,8 +9,10 @@ after every evaluation. Resuming restores all of it; the epoch's shuffle order i
 ``(seed, epoch)``, so a resumed run sees the same batches in the same order and ends with the same
 metrics as an uninterrupted one.
 
-Data parallel readiness: the loaders shard batches by rank, evaluation gathers predictions from
-every rank before computing metrics, and only rank 0 logs and writes files.
+Data parallel (``torchrun``, any backend, CPU included): the loaders shard batches by rank, every
+step averages dense and sparse gradients across ranks (:mod:`ctrkit.train.distributed`), every rank
+takes the same number of steps per epoch, evaluation gathers predictions from every rank before
+computing metrics, and only rank 0 logs and writes files.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ctrkit.data.loader import BatchLoader
 from ctrkit.metrics import evaluate_scores
 from ctrkit.nn.embedding import set_sparse_embeddings
 from ctrkit.train.checkpoint import atomic_torch_save
+from ctrkit.train.distributed import average_gradients, sparse_parameters
 
 log = logging.getLogger("ctrkit.train")
 
@@ -222,6 +225,7 @@ class Trainer:
         self.on_evaluation = on_evaluation
         self.optimizers = build_optimizers(model, cfg)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self._sparse_params = sparse_parameters(model)
         self.state = TrainState()
         self.ckpt_path = self.run_dir / "checkpoint.pt"
         self.best_path = self.run_dir / "best_model.pt"
@@ -293,6 +297,8 @@ class Trainer:
         out = self.model(batch)
         loss = task_loss(out, batch)
         loss.backward()
+        if self.world_size > 1:
+            average_gradients(self.params, self._sparse_params)
         if self.cfg.clip_grad_norm:
             clip_gradients(self.params, self.cfg.clip_grad_norm)
         for o in self.optimizers:
@@ -314,6 +320,11 @@ class Trainer:
             st = self.state
             log.info("resumed at epoch %d, batch %d (step %d)", st.epoch + 1, st.batch, st.step)
         per_epoch = len(self.train_loader)
+        if self.world_size > 1:
+            # Gradient averaging is a collective: every rank must take the same number of steps.
+            # With G batches, ranks get ceil or floor(G / world); the last G % world batches of an
+            # epoch sit out (the shuffle differs per epoch, so no row is left out for good).
+            per_epoch = self.train_loader.num_global_batches() // self.world_size
         if cfg.max_batches_per_epoch:
             per_epoch = min(per_epoch, cfg.max_batches_per_epoch)
         while st.epoch < cfg.epochs and not st.stopped:
@@ -397,6 +408,12 @@ class Trainer:
 
     def restore_best(self) -> None:
         """Load the best weights (the BARS protocol tests the model chosen on validation)."""
+        if self.world_size > 1:
+            # Rank 0 alone writes best_model.pt: the others must not read it before it is written,
+            # or ranks restore different epochs and the gathered test predictions mix models.
+            import torch.distributed as dist
+
+            dist.barrier()
         if self.best_path.exists():
             self.model.load_state_dict(torch.load(self.best_path, weights_only=True))
 
@@ -407,6 +424,9 @@ def _gather_across_ranks(pred: "Predictions") -> "Predictions":
 
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, pred)
+    # A rank can get no evaluation batch at all (fewer batches than ranks): it sends nothing.
+    parts = [p for p in parts if p.logits] or parts[:1]
+    pred = parts[0]
     return Predictions(
         {t: np.concatenate([p.logits[t] for p in parts]) for t in pred.logits},
         {t: np.concatenate([p.labels[t] for p in parts]) for t in pred.labels},
