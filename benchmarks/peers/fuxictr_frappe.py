@@ -1,0 +1,393 @@
+"""FuxiCTR side of benchmarks/frappe_speed.py (run with the fuxictr venv's python).
+
+PyPI's fuxictr 2.3.10 ships layers, the data pipeline and BaseModel but no model_zoo: DCN,
+xDeepFM, AutoInt(+), FiBiNET, MaskNet (parallel) and FinalNet below are thin classes written
+against fuxictr's public layers with the structure of FuxiCTR's model_zoo files
+(model_zoo/DCN/DCN_torch, xDeepFM, AutoInt, FiBiNET, MaskNet, FinalNet). Blocks that model_zoo
+defines in the model file itself (AutoInt's MultiHeadSelfAttention, MaskNet's MaskBlock,
+FinalNet's FeatureGating / FinalBlock / FactorizedInteraction) are re-stated here.
+
+    --prepare                       FeatureProcessor + build_dataset over the Frappe CSVs (once)
+    --model NAME --config JSON      one timed run: prints one JSON line
+
+Timed part (wall clock, and CPU time of this, the training, thread): ``--epochs`` passes
+(``--steps`` steps each, or the whole epoch) of ``BaseModel.train_step`` (zero_grad, forward, loss +
+FuxiCTR's regularisation term, backward, clip_grad_norm_ 10, Adam step) plus ``loss.item()`` per
+step, exactly the body of ``BaseModel.train_epoch``, over the train batches of fuxictr's own
+RankDataLoader (parquet / Ray Data), which are materialised before the clock starts: FuxiCTR's
+loader is left out of its figure (its time for one pass is reported as ``loader_s``), so the
+FuxiCTR figure is its model step only, with no evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fuxictr.features import FeatureMap
+from fuxictr.preprocess import FeatureProcessor, build_dataset
+from fuxictr.pytorch.dataloaders import RankDataLoader
+from fuxictr.pytorch.layers import (BilinearInteractionV2, CompressedInteractionNet, CrossNet, FeatureEmbedding,
+                                    LogisticRegression, MLP_Block, ScaledDotProductAttention, SqueezeExcitation)
+from fuxictr.pytorch.models import BaseModel
+from fuxictr.pytorch.torch_utils import get_activation, seed_everything
+
+FIELDS = ["user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city"]
+DATASET_ID = "frappe_x1"
+
+
+class _Model(BaseModel):
+    """BaseModel + the three lines every model_zoo ``__init__`` ends with."""
+
+    def _finish(self, kwargs, learning_rate):
+        self.compile(kwargs["optimizer"], kwargs["loss"], learning_rate)
+        self.reset_parameters()
+        self.model_to_device()
+
+
+class DCN(_Model):
+    def __init__(self, feature_map, embedding_dim=10, dnn_hidden_units=(), dnn_activations="ReLU", num_cross_layers=3,
+                 net_dropout=0, batch_norm=False, learning_rate=1e-3, **kwargs):
+        super().__init__(feature_map, **kwargs)
+        self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
+        input_dim = feature_map.sum_emb_out_dim()
+        self.dnn = MLP_Block(input_dim=input_dim, output_dim=None, hidden_units=list(dnn_hidden_units),
+                             hidden_activations=dnn_activations, output_activation=None, dropout_rates=net_dropout,
+                             batch_norm=batch_norm)
+        self.crossnet = CrossNet(input_dim, num_cross_layers)
+        self.fc = nn.Linear(input_dim + dnn_hidden_units[-1], 1)
+        self._finish(kwargs, learning_rate)
+
+    def forward(self, inputs):
+        X = self.get_inputs(inputs)
+        feature_emb = self.embedding_layer(X, flatten_emb=True)
+        final_out = torch.cat([self.crossnet(feature_emb), self.dnn(feature_emb)], dim=-1)
+        return {"y_pred": self.output_activation(self.fc(final_out))}
+
+
+class xDeepFM(_Model):
+    def __init__(self, feature_map, embedding_dim=10, dnn_hidden_units=(), dnn_activations="ReLU", cin_hidden_units=(16,),
+                 net_dropout=0, batch_norm=False, learning_rate=1e-3, **kwargs):
+        super().__init__(feature_map, **kwargs)
+        self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
+        self.dnn = MLP_Block(input_dim=feature_map.sum_emb_out_dim(), output_dim=1, hidden_units=list(dnn_hidden_units),
+                             hidden_activations=dnn_activations, output_activation=None, dropout_rates=net_dropout,
+                             batch_norm=batch_norm)
+        self.lr_layer = LogisticRegression(feature_map, use_bias=False)
+        self.cin = CompressedInteractionNet(feature_map.num_fields, list(cin_hidden_units), output_dim=1)
+        self._finish(kwargs, learning_rate)
+
+    def forward(self, inputs):
+        X = self.get_inputs(inputs)
+        feature_emb = self.embedding_layer(X)
+        y_pred = self.lr_layer(X) + self.cin(feature_emb)
+        y_pred += self.dnn(feature_emb.flatten(start_dim=1))
+        return {"y_pred": self.output_activation(y_pred)}
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """model_zoo/AutoInt's block: Q/K/V projections, fuxictr's ScaledDotProductAttention, residual,
+    LayerNorm, ReLU."""
+
+    def __init__(self, input_dim, attention_dim, num_heads, dropout_rate, use_residual, use_scale, layer_norm):
+        super().__init__()
+        self.head_dim = attention_dim // num_heads
+        self.num_heads = num_heads
+        self.use_residual = use_residual
+        self.scale = self.head_dim ** 0.5 if use_scale else None
+        self.W_q = nn.Linear(input_dim, attention_dim, bias=False)
+        self.W_k = nn.Linear(input_dim, attention_dim, bias=False)
+        self.W_v = nn.Linear(input_dim, attention_dim, bias=False)
+        self.W_res = nn.Linear(input_dim, attention_dim, bias=False) if use_residual and input_dim != attention_dim else None
+        self.dot_attention = ScaledDotProductAttention(dropout_rate)
+        self.layer_norm = nn.LayerNorm(attention_dim) if layer_norm else None
+
+    def forward(self, X):
+        residual = X
+        b = X.size(0)
+        q, k, v = (w(X).view(b, -1, self.num_heads, self.head_dim).transpose(1, 2) for w in (self.W_q, self.W_k, self.W_v))
+        output, _ = self.dot_attention(q, k, v, scale=self.scale)
+        output = output.transpose(1, 2).contiguous().view(b, -1, self.num_heads * self.head_dim)
+        if self.W_res is not None:
+            residual = self.W_res(residual)
+        if self.use_residual:
+            output += residual
+        if self.layer_norm is not None:
+            output = self.layer_norm(output)
+        return output.relu()
+
+
+class AutoInt(_Model):
+    def __init__(self, feature_map, embedding_dim=10, dnn_hidden_units=(), dnn_activations="ReLU", attention_layers=2,
+                 num_heads=1, attention_dim=8, net_dropout=0, batch_norm=False, layer_norm=False, use_scale=False,
+                 use_wide=False, use_residual=True, learning_rate=1e-3, **kwargs):
+        super().__init__(feature_map, **kwargs)
+        self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
+        self.lr_layer = LogisticRegression(feature_map, use_bias=False) if use_wide else None
+        self.dnn = MLP_Block(input_dim=feature_map.sum_emb_out_dim(), output_dim=1, hidden_units=list(dnn_hidden_units),
+                             hidden_activations=dnn_activations, output_activation=None, dropout_rates=net_dropout,
+                             batch_norm=batch_norm) if dnn_hidden_units else None
+        self.self_attention = nn.Sequential(*[
+            MultiHeadSelfAttention(embedding_dim if i == 0 else attention_dim, attention_dim, num_heads, net_dropout,
+                                   use_residual, use_scale, layer_norm) for i in range(attention_layers)])
+        self.fc = nn.Linear(feature_map.num_fields * attention_dim, 1)
+        self._finish(kwargs, learning_rate)
+
+    def forward(self, inputs):
+        X = self.get_inputs(inputs)
+        feature_emb = self.embedding_layer(X)
+        y_pred = self.fc(torch.flatten(self.self_attention(feature_emb), start_dim=1))
+        if self.dnn is not None:
+            y_pred += self.dnn(feature_emb.flatten(start_dim=1))
+        if self.lr_layer is not None:
+            y_pred += self.lr_layer(X)
+        return {"y_pred": self.output_activation(y_pred)}
+
+
+class FiBiNET(_Model):
+    def __init__(self, feature_map, embedding_dim=10, hidden_units=(), hidden_activations="ReLU", excitation_activation="ReLU",
+                 reduction_ratio=3, bilinear_type="field_interaction", net_dropout=0, batch_norm=False, learning_rate=1e-3,
+                 **kwargs):
+        super().__init__(feature_map, **kwargs)
+        self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
+        n = feature_map.num_fields
+        self.senet_layer = SqueezeExcitation(n, reduction_ratio, excitation_activation)
+        self.bilinear_interaction1 = BilinearInteractionV2(n, embedding_dim, bilinear_type)
+        self.bilinear_interaction2 = BilinearInteractionV2(n, embedding_dim, bilinear_type)
+        self.lr_layer = LogisticRegression(feature_map, use_bias=False)
+        self.dnn = MLP_Block(input_dim=n * (n - 1) * embedding_dim, output_dim=1, hidden_units=list(hidden_units),
+                             hidden_activations=hidden_activations, output_activation=None, dropout_rates=net_dropout,
+                             batch_norm=batch_norm)
+        self._finish(kwargs, learning_rate)
+
+    def forward(self, inputs):
+        X = self.get_inputs(inputs)
+        feature_emb = self.embedding_layer(X)
+        senet_emb = self.senet_layer(feature_emb)
+        comb = torch.cat([self.bilinear_interaction1(feature_emb), self.bilinear_interaction2(senet_emb)], dim=1)
+        y_pred = self.lr_layer(X) + self.dnn(torch.flatten(comb, start_dim=1))
+        return {"y_pred": self.output_activation(y_pred)}
+
+
+class MaskBlock(nn.Module):
+    def __init__(self, input_dim, hidden_dim, output_dim, hidden_activation, reduction_ratio, dropout_rate, layer_norm):
+        super().__init__()
+        self.mask_layer = nn.Sequential(nn.Linear(input_dim, int(hidden_dim * reduction_ratio)), nn.ReLU(),
+                                        nn.Linear(int(hidden_dim * reduction_ratio), hidden_dim))
+        layers = [nn.Linear(hidden_dim, output_dim, bias=False)]
+        if layer_norm:
+            layers.append(nn.LayerNorm(output_dim))
+        layers.append(get_activation(hidden_activation))
+        if dropout_rate > 0:
+            layers.append(nn.Dropout(p=dropout_rate))
+        self.hidden_layer = nn.Sequential(*layers)
+
+    def forward(self, V_emb, V_hidden):
+        return self.hidden_layer(self.mask_layer(V_emb) * V_hidden)
+
+
+class MaskNet(_Model):
+    """model_zoo/MaskNet with ``model_type: ParallelMaskNet`` (the BARS Frappe setting)."""
+
+    def __init__(self, feature_map, embedding_dim=10, dnn_hidden_units=(), dnn_hidden_activations="ReLU",
+                 model_type="ParallelMaskNet", parallel_num_blocks=1, parallel_block_dim=64, reduction_ratio=1,
+                 net_dropout=0, emb_layernorm=True, net_layernorm=True, learning_rate=1e-3, **kwargs):
+        super().__init__(feature_map, **kwargs)
+        assert model_type == "ParallelMaskNet", model_type
+        self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
+        self.num_fields = n = feature_map.num_fields
+        d = n * embedding_dim
+        self.mask_blocks = nn.ModuleList([MaskBlock(d, d, parallel_block_dim, dnn_hidden_activations, reduction_ratio,
+                                                    net_dropout, net_layernorm) for _ in range(parallel_num_blocks)])
+        self.dnn = MLP_Block(input_dim=parallel_block_dim * parallel_num_blocks, output_dim=1,
+                             hidden_units=list(dnn_hidden_units), hidden_activations=dnn_hidden_activations,
+                             output_activation=self.output_activation, dropout_rates=net_dropout)
+        self.emb_norm = nn.ModuleList(nn.LayerNorm(embedding_dim) for _ in range(n)) if emb_layernorm else None
+        self._finish(kwargs, learning_rate)
+
+    def forward(self, inputs):
+        X = self.get_inputs(inputs)
+        feature_emb = self.embedding_layer(X)
+        if self.emb_norm is not None:
+            V_hidden = torch.cat([self.emb_norm[i](f) for i, f in enumerate(feature_emb.chunk(self.num_fields, dim=1))], dim=1)
+        else:
+            V_hidden = feature_emb
+        V_emb, V_hidden = feature_emb.flatten(start_dim=1), V_hidden.flatten(start_dim=1)
+        return {"y_pred": self.dnn(torch.cat([blk(V_emb, V_hidden) for blk in self.mask_blocks], dim=-1))}
+
+
+class FeatureGating(nn.Module):
+    def __init__(self, num_fields):
+        super().__init__()
+        self.linear = nn.Linear(num_fields, num_fields)
+
+    def init_weights(self):
+        nn.init.zeros_(self.linear.weight)
+        nn.init.ones_(self.linear.bias)
+
+    def forward(self, feature_emb):  # gate_residual="concat"
+        gates = self.linear(feature_emb.transpose(1, 2)).transpose(1, 2)
+        return torch.cat([feature_emb, feature_emb * gates], dim=1)
+
+
+class FactorizedInteraction(nn.Module):
+    def __init__(self, input_dim, output_dim, residual_type="sum"):
+        super().__init__()
+        self.residual_type = residual_type
+        self.linear = nn.Linear(input_dim, output_dim * 2 if residual_type == "sum" else output_dim)
+
+    def forward(self, x):
+        h2, h1 = torch.chunk(self.linear(x), chunks=2, dim=-1)
+        return torch.cat([h2, h1 * h2], dim=-1) if self.residual_type == "concat" else h2 + h1 * h2
+
+
+class FinalBlock(nn.Module):
+    def __init__(self, input_dim, hidden_units, hidden_activations, dropout_rates, batch_norm, residual_type):
+        super().__init__()
+        units = [input_dim] + list(hidden_units)
+        self.layer = nn.ModuleList(FactorizedInteraction(a, b, residual_type) for a, b in zip(units, units[1:]))
+        self.norm = nn.ModuleList(nn.BatchNorm1d(b) for b in units[1:]) if batch_norm else nn.ModuleList()
+        self.dropout = nn.ModuleList(nn.Dropout(dropout_rates) for _ in units[1:]) if dropout_rates > 0 else nn.ModuleList()
+        self.activation = nn.ModuleList(get_activation(hidden_activations) for _ in units[1:])
+
+    def forward(self, X):
+        for i in range(len(self.layer)):
+            X = self.layer[i](X)
+            if len(self.norm) > i:
+                X = self.norm[i](X)
+            if self.activation[i] is not None:
+                X = self.activation[i](X)
+            if len(self.dropout) > i:
+                X = self.dropout[i](X)
+        return X
+
+
+class FinalNet(_Model):
+    """model_zoo/FinalNet with ``block_type: 2B`` (the BARS Frappe setting), its add_loss included."""
+
+    def __init__(self, feature_map, embedding_dim=10, block_type="2B", batch_norm=True, use_feature_gating=False,
+                 block1_hidden_units=(64,), block1_hidden_activations=None, block1_dropout=0, block2_hidden_units=(64,),
+                 block2_hidden_activations=None, block2_dropout=0, residual_type="concat", learning_rate=1e-3, **kwargs):
+        super().__init__(feature_map, **kwargs)
+        assert block_type == "2B", block_type
+        self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
+        n = feature_map.num_fields
+        self.feature_gating = FeatureGating(n) if use_feature_gating else None
+        self.block1 = FinalBlock(embedding_dim * n * (2 if use_feature_gating else 1), block1_hidden_units,
+                                 block1_hidden_activations, block1_dropout, batch_norm, residual_type)
+        self.fc1 = nn.Linear(block1_hidden_units[-1], 1)
+        self.block2 = FinalBlock(embedding_dim * n, block2_hidden_units, block2_hidden_activations, block2_dropout,
+                                 batch_norm, residual_type)
+        self.fc2 = nn.Linear(block2_hidden_units[-1], 1)
+        self._finish(kwargs, learning_rate)
+
+    def forward(self, inputs):
+        X = self.get_inputs(inputs)
+        feature_emb = self.embedding_layer(X)
+        g = self.feature_gating(feature_emb) if self.feature_gating is not None else feature_emb
+        y1 = self.fc1(self.block1(g.flatten(start_dim=1)))
+        y2 = self.fc2(self.block2(feature_emb.flatten(start_dim=1)))
+        return {"y_pred": self.output_activation(0.5 * (y1 + y2)), "y1": y1, "y2": y2}
+
+    def add_loss(self, return_dict, y_true):
+        loss = self.loss_fn(return_dict["y_pred"], y_true, reduction="mean")
+        y1 = self.output_activation(return_dict["y1"])
+        y2 = self.output_activation(return_dict["y2"])
+        loss1 = self.loss_fn(y1, return_dict["y_pred"].detach(), reduction="mean")
+        loss2 = self.loss_fn(y2, return_dict["y_pred"].detach(), reduction="mean")
+        return loss + loss1 + loss2
+
+
+MODELS = {"DCN": DCN, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
+          "MaskNet": MaskNet, "FinalNet": FinalNet}
+
+
+def prepare(source: Path, work: Path) -> tuple[dict, FeatureMap, float]:
+    """fuxictr's FeatureProcessor + build_dataset over the Frappe CSVs (skipped when its
+    feature_map.json exists, as build_dataset does); the settings of BARS's Frappe_x1 dataset config."""
+    raw = work / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    train_src = source / "train.csv" if (source / "train.csv").exists() else source / "train_reconstructed.csv"
+    for split, src in (("train", train_src), ("valid", source / "valid.csv"), ("test", source / "test.csv")):
+        link = raw / f"{split}.csv"
+        if not link.exists():
+            link.symlink_to(src.resolve())
+    t = time.perf_counter()
+    fp = FeatureProcessor(feature_cols=[{"name": FIELDS, "active": True, "dtype": "str", "type": "categorical"}],
+                          label_col={"name": "label", "dtype": float}, dataset_id=DATASET_ID, data_root=str(work / "data"))
+    train, valid, test = build_dataset(fp, train_data=str(raw / "train.csv"), valid_data=str(raw / "valid.csv"),
+                                       test_data=str(raw / "test.csv"), data_format="csv", min_categr_count=1)
+    fmap = FeatureMap(DATASET_ID, os.path.join(str(work / "data"), DATASET_ID))
+    return {"train": train, "valid": valid, "test": test}, fmap, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--source", type=Path, required=True, help="directory with Frappe_x1's CSVs")
+    ap.add_argument("--work", type=Path, required=True, help="fuxictr's data directory (built once, then reused)")
+    ap.add_argument("--prepare", action="store_true")
+    ap.add_argument("--model", default="DCN")
+    ap.add_argument("--config", default="{}", help="JSON: {params: model params, training: BARS training settings}")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=0, help="steps per epoch (0: the whole epoch)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    logging.basicConfig(level=logging.WARNING)
+    paths, fmap, prep_s = prepare(args.source, args.work)
+    if args.prepare:
+        print(json.dumps({"prepare_s": prep_s, "paths": paths}))
+        return
+    cfg = json.loads(args.config)
+    tr = cfg["training"]
+    seed_everything(tr.get("seed", 2021))
+    # FuxiCTR regularisers: a float is an L2 weight; 0 / None is no term at all (BARS's configs
+    # write an integer 0, which fuxictr's get_regularizer maps to "none").
+    emb_reg = float(tr.get("embedding_regularizer") or 0) or 0
+    net_reg = float(tr.get("net_regularizer") or 0) or 0
+    params = dict(cfg["params"], model_id=args.model.replace("+", "Plus"), gpu=-1, learning_rate=tr["learning_rate"],
+                  embedding_regularizer=emb_reg, net_regularizer=net_reg, optimizer="adam", loss="binary_crossentropy",
+                  verbose=0, model_root=str(args.work / "ckpt"), metrics=["logloss", "AUC"])
+    fmap.load(os.path.join(fmap.data_dir, "feature_map.json"), params)
+    train_gen, _ = RankDataLoader(fmap, stage="train", train_data=paths["train"], batch_size=tr["batch_size"],
+                                  shuffle=True, data_format="parquet")
+    t = time.perf_counter()
+    batches = list(train_gen)  # one pass of fuxictr's own loader, outside the timed part
+    loader_s = time.perf_counter() - t
+    if args.steps:
+        batches = batches[:args.steps]
+    model = MODELS[args.model](fmap, **params)
+    model._max_gradient_norm = 10.0  # fit()'s default, used by train_step
+    model.train()
+    n, loss_sum = 0, 0.0
+    t, cpu0 = time.perf_counter(), time.thread_time()
+    for _ in range(args.epochs):
+        for b in batches:
+            loss_sum += model.train_step(b).item()
+            n += len(b["label"])
+    train_s, cpu_s = time.perf_counter() - t, time.thread_time() - cpu0
+    print(json.dumps({
+        "side": "fuxictr", "model": args.model, "train_samples_per_s": n / train_s, "train_s": train_s, "samples": n,
+        "cpu_s": cpu_s, "cpu_samples_per_s": n / cpu_s,
+        "steps": len(batches) * args.epochs, "loader_s": loader_s, "mean_loss": loss_sum / (len(batches) * args.epochs),
+        "parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }))
+    try:
+        import ray
+
+        ray.shutdown()
+    except Exception:
+        pass
+
+
+if __name__ == "__main__":
+    main()
