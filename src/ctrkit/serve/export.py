@@ -156,6 +156,20 @@ def _eager_probs(model: nn.Module, schema: FeatureSchema, batch: Batch) -> np.nd
         return torch.sigmoid(torch.stack([out.logits[t].reshape(-1) for t in schema.task_names], 1)).numpy()
 
 
+def _check_onnx(path: Path, names: list[str], schema: FeatureSchema, model: torch.nn.Module, label: str, tol: float) -> None:
+    """Score the verification batches with the ONNX file at ``path`` (one ONNX Runtime thread) and
+    compare with the eager model; raises naming ``label`` when they differ by more than ``tol``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feed_names = [i.name for i in sess.get_inputs()]
+    for b in _verify_batches(schema):
+        feed = {n: t.numpy() for n, t in zip(names, batch_tensors(b, schema)) if n in feed_names}
+        _max_diff(sess.run(["probs"], feed)[0], _eager_probs(model, schema, b), len(b), label, tol)
+
+
 def _verify_batches(schema: FeatureSchema) -> list[Batch]:
     # Sizes and sequence lengths other than the tracing example's: catches baked-in shapes.
     return [synthetic_batch(schema, 1, seed=11, max_len=2), synthetic_batch(schema, 37, seed=12, max_len=9)]
@@ -208,7 +222,7 @@ def _export_onnx(wrapper: TensorModel, schema: FeatureSchema, path: Path) -> tup
     dyn["probs"] = {0: "batch"}
     example = batch_tensors(synthetic_batch(schema, 8, seed=1), schema)
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401 - without it there is no ONNX form to verify
 
         sink = io.StringIO()
         with warnings.catch_warnings(), redirect_stdout(sink), redirect_stderr(sink):
@@ -224,14 +238,7 @@ def _export_onnx(wrapper: TensorModel, schema: FeatureSchema, path: Path) -> tup
                     opset_version=17,
                     dynamo=False,
                 )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        feed_names = [i.name for i in sess.get_inputs()]
-        for b in _verify_batches(schema):
-            feed = {n: t.numpy() for n, t in zip(names, batch_tensors(b, schema)) if n in feed_names}
-            got = sess.run(["probs"], feed)[0]
-            _max_diff(got, _eager_probs(wrapper.model, schema, b), len(b), "ONNX Runtime", VERIFY_TOL)
+        _check_onnx(path, names, schema, wrapper.model, "ONNX Runtime", VERIFY_TOL)
     except Exception as e:  # noqa: BLE001 - any failure means "no ONNX for this model"
         path.unlink(missing_ok=True)
         return False, _short(e)
@@ -274,7 +281,6 @@ def _export_onnx_int8(
     u8 x s8 kernel sums pairs of products in int16, which full-range weights can saturate."""
     names = input_names(schema)
     try:
-        import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         sink = io.StringIO()
@@ -289,13 +295,7 @@ def _export_onnx_int8(
                 per_channel=per_channel,
                 extra_options={"MatMulConstBOnly": True},
             )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        feed_names = [i.name for i in sess.get_inputs()]
-        for b in _verify_batches(schema):
-            feed = {n: t.numpy() for n, t in zip(names, batch_tensors(b, schema)) if n in feed_names}
-            _max_diff(sess.run(["probs"], feed)[0], _eager_probs(model, schema, b), len(b), "int8 ONNX Runtime", QUANT_SANITY_TOL)
+        _check_onnx(path, names, schema, model, "int8 ONNX Runtime", QUANT_SANITY_TOL)
     except Exception as e:  # noqa: BLE001 - any failure means "no int8 ONNX for this model"
         path.unlink(missing_ok=True)
         return False, _short(e)
