@@ -197,6 +197,18 @@ class Store:
         return arr
 
 
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Move the finished directory ``tmp`` onto ``target``: an old ``target`` is first renamed
+    aside, then removed, so a reader sees the old or the new directory, never a mix."""
+    trash = None
+    if target.exists():
+        trash = target.parent / f".{target.name}.old-{os.getpid()}-{time.time_ns()}"
+        os.replace(target, trash)
+    os.replace(tmp, target)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
 def build_store(
     spec: DataSpec, directory: str | Path, *, force: bool = False, progress: bool = True
 ) -> Store:
@@ -243,14 +255,7 @@ def build_store(
     tmp.mkdir()
     try:
         manifest = _write_store(spec, tmp, identity, progress, lambda split: scans[split].result())
-        # Swap into place: the old store (if any) is moved aside first, then removed.
-        trash = None
-        if target.exists():
-            trash = target.parent / f".{target.name}.old-{os.getpid()}-{time.time_ns()}"
-            os.replace(target, trash)
-        os.replace(tmp, target)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+        replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -55,6 +55,7 @@ from torch import nn
 
 from ctrkit import __version__
 from ctrkit.batch import Batch, FieldLayout, SequenceBatch
+from ctrkit.data.store import replace_dir
 from ctrkit.schema import FeatureSchema
 
 BUNDLE_FORMAT = 1
@@ -485,13 +486,7 @@ def export_run(
             order = [*quantized, "torchscript", "eager"]
             meta["default_backend"] = next(n for n in order if n == "eager" or backends.get(n, {}).get("ok"))
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
-        trash = None
-        if out.exists():
-            trash = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-            os.replace(out, trash)
-        os.replace(tmp, out)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

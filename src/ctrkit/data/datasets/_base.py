@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,14 +316,3 @@ def derive(
         rej_path.unlink()
     stamp_path.write_text(json.dumps({**stamp, "dropped": len(dropped_lines)}, indent=2))
     return source_file(out, format="parquet"), len(dropped_lines)
-
-
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Move the finished directory ``tmp`` onto ``target`` (an old ``target`` is removed)."""
-    trash = None
-    if target.exists():
-        trash = target.parent / f".{target.name}.old-{os.getpid()}-{time.time_ns()}"
-        os.replace(target, trash)
-    os.replace(tmp, target)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
