@@ -5,12 +5,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 import torch
 
 from ctrkit.data.synthetic import SynthConfig, synthesize
 
 torch.set_num_threads(1)
+
+
+def json_records(df: pl.DataFrame) -> list[dict]:
+    """Rows of the serving dataset's raw test file as a JSON client sends them: numbers as
+    numbers, sequences as lists."""
+    recs = df.to_dicts()
+    for r in recs:
+        for k in ("I1", "I2", "I3"):
+            if r[k] is not None:
+                r[k] = float(r[k])
+        for k in ("hist_items", "hist_cats"):
+            r[k] = [t for t in (r[k] or "").split("^") if t]
+    return recs
 
 
 @pytest.fixture(scope="session")

@@ -11,19 +11,13 @@ from ctrkit.batch import Batch
 from ctrkit.data.encoders import Encoders
 from ctrkit.schema import FeatureSchema
 from ctrkit.serve import InputError, Predictor
+from conftest import json_records
 
 
 def _recs(data, n: int | None = None) -> list[dict]:
     """Test rows as JSON clients send them: numbers as numbers, sequences as lists."""
     df = pl.read_csv(data / "test.tsv", separator="\t", infer_schema=False)
-    recs = df.head(n).to_dicts() if n else df.to_dicts()
-    for r in recs:
-        for k in ("I1", "I2", "I3"):
-            if r[k] is not None:
-                r[k] = float(r[k])
-        for k in ("hist_items", "hist_cats"):
-            r[k] = [t for t in (r[k] or "").split("^") if t]
-    return recs
+    return json_records(df.head(n) if n else df)
 
 
 def _tricky(recs: list[dict]) -> list[dict]:

@@ -13,19 +13,13 @@ from fastapi.testclient import TestClient
 
 from ctrkit.serve import Predictor
 from ctrkit.serve.app import create_app
+from conftest import json_records
 
 
 @pytest.fixture(scope="module")
 def records(serve_data) -> list[dict]:
     df = pl.read_csv(serve_data / "test.tsv", separator="\t", infer_schema=False).head(20)
-    recs = df.drop("click").to_dicts()
-    for r in recs:
-        for k in ("I1", "I2", "I3"):
-            if r[k] is not None:
-                r[k] = float(r[k])
-        for k in ("hist_items", "hist_cats"):
-            r[k] = [t for t in (r[k] or "").split("^") if t]
-    return recs
+    return json_records(df.drop("click"))
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import torch
 
 from ctrkit.serve import BundleError, InputError, Predictor
 from ctrkit.serve.export import synthetic_batch
+from conftest import json_records
 
 
 def _raw_test(data) -> pl.DataFrame:
@@ -30,18 +31,6 @@ def _offline_probs(run_dir) -> np.ndarray:
         for b in BatchLoader(store, "test", 1024, prefetch=0).epoch(0):
             out.append(model(b).logits["click"].float().numpy())
     return sigmoid(np.concatenate(out))
-
-
-def _json_records(df: pl.DataFrame) -> list[dict]:
-    """Rows as a JSON client would send them: numbers as numbers, sequences as lists."""
-    recs = df.to_dicts()
-    for r in recs:
-        for k in ("I1", "I2", "I3"):
-            if r[k] is not None:
-                r[k] = float(r[k])
-        for k in ("hist_items", "hist_cats"):
-            r[k] = [t for t in (r[k] or "").split("^") if t]
-    return recs
 
 
 def test_bundle_layout_and_metadata(deepfm_bundle, deepfm_run):
@@ -77,7 +66,7 @@ def test_bundle_loads_without_the_run_or_store(deepfm_bundle, deepfm_run, serve_
     shutil.move(str(store), str(hidden))  # the store must not be needed
     try:
         p = Predictor.load(moved)
-        out = p.predict(_json_records(_raw_test(serve_data).head(5)))
+        out = p.predict(json_records(_raw_test(serve_data).head(5)))
         assert out["click"].shape == (5,) and np.all((out["click"] > 0) & (out["click"] < 1))
     finally:
         shutil.move(str(hidden), str(store))
@@ -94,12 +83,12 @@ def test_predictor_equals_offline_evaluation_on_the_whole_test_split(deepfm_bund
     # The reference is the run's offline evaluation: it reproduces metrics.json's test AUC.
     assert auc(y, ref) == pytest.approx(json.loads((deepfm_run / "metrics.json").read_text())["test"]["click"]["auc"], abs=1e-9)
     p = Predictor.load(deepfm_bundle, backend=backend)
-    got = p.predict(_json_records(raw))["click"]
+    got = p.predict(json_records(raw))["click"]
     assert np.abs(got - ref).max() < 1e-5
     # The same rows as a Polars frame (raw strings), a pyarrow Table, and in small batches.
     assert np.abs(p.predict(raw)["click"] - ref).max() < 1e-5
     assert np.abs(p.predict(raw.to_arrow())["click"] - ref).max() < 1e-5
-    recs = _json_records(raw)
+    recs = json_records(raw)
     small = np.concatenate([p.predict(recs[i : i + 7])["click"] for i in range(0, len(recs), 7)])
     assert np.abs(small - ref).max() < 1e-5
     frame = p.predict(raw.head(3), as_frame=True)
@@ -119,7 +108,7 @@ def test_sequence_lists_and_delimited_strings_agree(deepfm_bundle):
 
 
 def test_missing_and_unknown_fields(deepfm_bundle, serve_data):
-    rec = _json_records(_raw_test(serve_data).head(1))[0]
+    rec = json_records(_raw_test(serve_data).head(1))[0]
     partial = {k: v for k, v in rec.items() if k != "C3"}
     p_fill = Predictor.load(deepfm_bundle, backend="eager")
     filled = p_fill.predict([partial])["click"]
@@ -135,7 +124,7 @@ def test_missing_and_unknown_fields(deepfm_bundle, serve_data):
 
 
 def test_bad_values_name_the_field(deepfm_bundle, serve_data):
-    rec = _json_records(_raw_test(serve_data).head(1))[0]
+    rec = json_records(_raw_test(serve_data).head(1))[0]
     p = Predictor.load(deepfm_bundle, backend="eager")
     with pytest.raises(InputError, match="I2") as ei:
         p.predict([rec, {**rec, "I2": "abc"}])
