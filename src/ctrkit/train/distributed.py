@@ -50,10 +50,11 @@ def average_gradients(params: list[nn.Parameter], sparse: set[int]) -> None:
         flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in dense])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat.div_(world)
+        # Each gradient becomes a view of its slice of the reduced buffer: no copy back.
         offset = 0
         for p in dense:
             n = p.numel()
-            p.grad = flat[offset : offset + n].view_as(p).clone()
+            p.grad = flat[offset : offset + n].view_as(p)
             offset += n
     for p in params:
         if id(p) in sparse:
