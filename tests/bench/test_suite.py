@@ -39,6 +39,15 @@ def test_grid_times_seeds(tmp_path):
     assert r.config["dataset"]["source"] == str((tmp_path / "out" / "data" / "synth").resolve())
 
 
+def test_runs_are_seed_major(tmp_path):
+    # every configuration's first seed comes before any configuration's second seed
+    runs = load_suite(suite_dict(tmp_path)).runs
+    seeds = [r.seed for r in runs]
+    assert seeds == sorted(seeds)
+    assert {r.config_hash for r in runs[: len(runs) // 3]} == {r.config_hash for r in runs}
+    assert [r.model for r in runs[:2]] == ["LR", "LR"] and runs[2].model == "DNN"
+
+
 def test_ids_are_stable(tmp_path):
     a = load_suite(suite_dict(tmp_path))
     b = load_suite(suite_dict(tmp_path))

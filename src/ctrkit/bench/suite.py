@@ -378,6 +378,10 @@ def load_suite(path: str | Path | dict[str, Any], *, out: str | Path | None = No
         if label in labels:
             raise ConfigError(f"duplicate model label '{label}' (give one a 'label')", file=src, key=where)
         labels.add(label)
+    # Seed-major order: every configuration's first seed runs before any configuration's second, so
+    # a suite stopped part-way (hours into a long one) already holds one run of every model.
+    rank = {int(s): i for i, s in enumerate(seeds)}
+    runs.sort(key=lambda r: rank[r.seed])
     # Validate once per configuration (the synthetic source may not exist yet: validation is on keys).
     checked: set[str] = set()
     for r in runs:
