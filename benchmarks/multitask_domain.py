@@ -7,12 +7,16 @@ ground truth.
    selection bias ESMM removes). Both pCVRs are scored on the whole test set (all impressions),
    against the conversion label, and on the clicked test rows; the Bayes references come from the
    planted probabilities (``test_truth.parquet``, ``truth.json``).
-2. Shifted domains (``SynthConfig(domains=3)``): STAR and AdaptDHM against one shared DNN, on the
-   per-domain test AUC and its average over domains (computed here from the predictions).
+2. Shifted domains (``SynthConfig(domains=3)``): STAR and AdaptDHM against one shared DNN (and a
+   wider shared DNN with more non-embedding parameters than either, as a capacity control), on the
+   per-domain test AUC and its average over domains (computed here from the predictions), with
+   each model's parameter count (all, and outside the embedding tables) and AdaptDHM's routing
+   per domain.
 
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/multitask_domain.py --rows 200000 --epochs 4
+    OMP_NUM_THREADS=1 python benchmarks/multitask_domain.py --part domains --seed 7   # another training seed
 
 Everything (data, stores, runs) goes into a temporary directory (``--work`` to keep it).
 """
@@ -40,7 +44,9 @@ from ctrkit.metrics import auc  # noqa: E402
 from ctrkit.train.run import load_run, train  # noqa: E402
 
 
-def run_model(work: Path, tag: str, source: Path, model: str, params: dict, epochs: int, monitor: str = "auc") -> Path:
+def run_model(
+    work: Path, tag: str, source: Path, model: str, params: dict, epochs: int, monitor: str = "auc", seed: int = 2021
+) -> Path:
     t0 = time.perf_counter()
     res = train(
         {
@@ -54,13 +60,21 @@ def run_model(work: Path, tag: str, source: Path, model: str, params: dict, epoc
                 "prefetch": 0,
                 "monitor": monitor,
                 "patience": 1,
-                "seed": 2021,
+                "seed": seed,
             },
             "run_dir": str(work / "runs" / tag),
         }
     )
     print(f"  trained {tag:<22} {model:<9} best epoch {res.metrics['best_epoch']}  {time.perf_counter() - t0:6.1f}s", flush=True)
     return res.run_dir
+
+
+def parameter_counts(run_dir: Path) -> tuple[int, int]:
+    """(all parameters, parameters outside nn.Embedding tables) of a finished run's model."""
+    _, model, _ = load_run(run_dir)
+    emb = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if id(p) not in emb)
 
 
 @torch.inference_mode()
@@ -74,12 +88,12 @@ def predict(run_dir: Path, split: str = "test") -> dict[str, np.ndarray]:
             out.setdefault(f"logit:{t}", []).append(v.numpy())
             out.setdefault(f"label:{t}", []).append(b.labels[t].numpy())
         for k, v in o.extras.items():
-            if v.dim() == 1:
+            if v.dim() in (1, 2):
                 out.setdefault(f"extra:{k}", []).append(v.numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def funnel_part(work: Path, rows: int, epochs: int) -> None:
+def funnel_part(work: Path, rows: int, epochs: int, seed: int = 2021) -> None:
     print(f"== funnel data: {rows} rows (ESMM vs a CVR model trained on clicked samples only)", flush=True)
     data = work / "funnel"
     syn = synthesize(data, SynthConfig(rows=rows, funnel=True, seed=7))
@@ -105,8 +119,8 @@ def funnel_part(work: Path, rows: int, epochs: int) -> None:
     n_clicked_train = pl.read_csv(cvr_dir / "train.tsv", separator="\t", columns=["click"]).height
 
     tower = {"embedding_dim": 10, "tower_hidden_units": [256, 128, 64]}
-    esmm = predict(run_model(work, "funnel-esmm", data, "ESMM", tower, epochs, "0.5*click:auc+0.5*conversion:auc"))
-    dnn = predict(run_model(work, "funnel-cvr-clicked", cvr_dir, "DNN", {"embedding_dim": 10, "hidden_units": [256, 128, 64]}, epochs))
+    esmm = predict(run_model(work, "funnel-esmm", data, "ESMM", tower, epochs, "0.5*click:auc+0.5*conversion:auc", seed))
+    dnn = predict(run_model(work, "funnel-cvr-clicked", cvr_dir, "DNN", {"embedding_dim": 10, "hidden_units": [256, 128, 64]}, epochs, "auc", seed))
     assert np.array_equal(esmm["label:conversion"], conv) and np.array_equal(dnn["label:conversion"], conv)
 
     p_esmm, p_dnn = esmm["extra:pcvr"], dnn["logit:conversion"]  # AUC is rank-based: logits suffice
@@ -128,8 +142,8 @@ def funnel_part(work: Path, rows: int, epochs: int) -> None:
           f"{bayes['conversion']['auc']:.4f} on that label)", flush=True)
 
 
-def domain_part(work: Path, rows: int, epochs: int) -> None:
-    print(f"== shifted domains: {rows} rows, 3 domains (STAR, AdaptDHM vs one shared DNN)", flush=True)
+def domain_part(work: Path, rows: int, epochs: int, seed: int = 2021, only: list[str] | None = None) -> None:
+    print(f"== shifted domains: {rows} rows, 3 domains (STAR, AdaptDHM vs one shared DNN), training seed {seed}", flush=True)
     data = work / "domains"
     syn = synthesize(data, SynthConfig(rows=rows, domains=3, seed=11))
     bayes = syn.truth["bayes"]["test"]["domains"]
@@ -138,23 +152,45 @@ def domain_part(work: Path, rows: int, epochs: int) -> None:
     common = {"embedding_dim": 10}
     models = [
         ("DNN", {**common, "hidden_units": [256, 128, 64]}),
+        # Capacity control: a shared DNN with more non-embedding parameters than STAR or AdaptDHM.
+        ("DNN-wide", {**common, "hidden_units": [1024, 512, 256]}),
         ("STAR", {**common, "hidden_units": [256, 128, 64], "aux_hidden_units": [64]}),
-        ("AdaptDHM", {**common, "bottom_hidden_units": [256, 128], "tower_hidden_units": [64], "num_clusters": 4}),
+        # Shared embedding layer, dynamic routing of the embeddings into 4 learned clusters (no
+        # domain prior), one star-topology FCN of the DNN's shape per cluster, combined softly.
+        ("AdaptDHM", {**common, "bottom_hidden_units": [], "tower_hidden_units": [256, 128, 64], "num_clusters": 4,
+                      "tower_topology": "star", "hard_routing": False}),
     ]
     results = {}
+    routing = None
     for name, params in models:
-        pred = predict(run_model(work, f"domains-{name.lower()}", data, name, params, epochs, "domain_mean_auc"))
+        if only and name not in only:
+            continue
+        model = name.split("-")[0]
+        run_dir = run_model(work, f"domains-{name.lower()}-s{seed}", data, model, params, epochs, "domain_mean_auc", seed)
+        pred = predict(run_dir)
         y, s = pred["label:click"], pred["logit:click"]
         per = [auc(y[raw_dom == d], s[raw_dom == d]) for d in doms]
-        results[name] = (per, float(np.mean(per)), auc(y, s))
+        results[name] = (per, float(np.mean(per)), auc(y, s), parameter_counts(run_dir))
+        if "extra:routing" in pred:
+            routing = pred["extra:routing"]
     bay = [bayes[str(d)]["click"]["auc"] for d in doms]
     share = [float(np.mean(raw_dom == d)) for d in doms]
     head = "".join(f"{f'domain {d} ({share[i]:.0%})':>16}" for i, d in enumerate(doms))
-    print(f"  {'test click AUC':<12}{head}{'avg over dom':>14}{'overall':>9}")
-    for name, (per, avg, overall) in results.items():
-        print(f"  {name:<12}" + "".join(f"{v:16.4f}" for v in per) + f"{avg:14.4f}{overall:9.4f}")
+    print(f"  {'test click AUC':<12}{head}{'avg over dom':>14}{'overall':>9}{'params (net)':>24}")
+    for name, (per, avg, overall, (n_all, n_net)) in results.items():
+        print(f"  {name:<12}" + "".join(f"{v:16.4f}" for v in per) + f"{avg:14.4f}{overall:9.4f}"
+              f"{f'{n_all:,} ({n_net:,})':>24}")
     print(f"  {'Bayes':<12}" + "".join(f"{v:16.4f}" for v in bay) + f"{float(np.mean(bay)):14.4f}"
           f"{syn.truth['bayes']['test']['click']['auc']:9.4f}", flush=True)
+    if routing is not None:
+        # AdaptDHM's clusters: mean routing coefficient per test domain (rows) and cluster (columns),
+        # and the share of each domain's rows whose largest coefficient is that cluster.
+        k = routing.shape[1]
+        print("  AdaptDHM routing (test): mean coefficient / argmax share per cluster")
+        for d in doms:
+            r = routing[raw_dom == d]
+            top = np.bincount(r.argmax(1), minlength=k) / len(r)
+            print(f"    domain {d}: " + " ".join(f"{m:.2f}/{t:.2f}" for m, t in zip(r.mean(0), top)), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -163,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--work", type=Path, default=None, help="keep data and runs here (default: a temp dir)")
     ap.add_argument("--part", choices=["funnel", "domains", "both"], default="both")
+    ap.add_argument("--seed", type=int, default=2021, help="training seed (the data seeds are fixed)")
+    ap.add_argument("--models", default="", help="domains part: comma-separated subset of DNN,DNN-wide,STAR,AdaptDHM")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     import logging
@@ -173,9 +211,9 @@ def main(argv: list[str] | None = None) -> None:
         work.mkdir(parents=True, exist_ok=True)
         print(f"ctrkit multitask/multidomain benchmark: rows={args.rows} epochs={args.epochs} threads=1", flush=True)
         if args.part in ("funnel", "both"):
-            funnel_part(work, args.rows, args.epochs)
+            funnel_part(work, args.rows, args.epochs, args.seed)
         if args.part in ("domains", "both"):
-            domain_part(work, args.rows, args.epochs)
+            domain_part(work, args.rows, args.epochs, args.seed, [m for m in args.models.split(",") if m])
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ Shapes: field embeddings (B, F, D) -> x (B, F*D) -> PartitionedNorm (B, F*D) -> 
 Departures: mini-batches mix domains (the paper draws each batch from one domain), so
 partitioned normalization uses per-domain statistics *within* the batch (see
 :class:`ctrkit.nn.domain.PartitionedNorm`); domain weights start at 1 and domain biases at 0,
-so the untrained STAR FCN is the shared FCN.
+so the untrained STAR FCN is the shared FCN; the domain weights are stored as scaled offsets
+``W_p = 1 + delta_p / sigma`` (same function, but under Adam they learn as fast as the shared
+weights they multiply instead of ~1/sigma times slower, see :class:`ctrkit.nn.domain.StarLinear`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ routing of samples to learned clusters (AdaptDHM).
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -71,9 +72,19 @@ class StarLinear(nn.Module):
     """A star-topology linear layer (STAR Eq. 5-6): for a sample of domain p,
     ``y = x (W ⊙ W_p) + (b + b_p)`` with shared (W, b) and domain-specific (W_p, b_p).
 
-    Shared weights: Xavier-normal, zero bias (as :class:`ctrkit.nn.mlp.MLP`). Domain weights start
-    at 1 and domain biases at 0, so the untrained layer is exactly the shared layer (the paper does
-    not fix an initialisation; this one makes every domain start from the shared network).
+    Shared weights: Xavier-normal (std ``sigma = sqrt(2 / (in + out))``), zero bias (as
+    :class:`ctrkit.nn.mlp.MLP`); domain biases start at 0.
+
+    The domain weight is stored as an offset: ``W_p = 1 + domain_delta[p] / sigma`` with
+    ``domain_delta`` initialised to 0, so the untrained layer is exactly the shared layer (every
+    domain starts from the shared network; the paper does not fix an initialisation). Storing
+    ``W_p`` itself at 1 (as before) left it nearly inert under Adam: Adam moves every parameter by
+    about ``lr`` per step whatever its scale, so a factor of size 1 changed ~1/sigma (~17x for
+    400x256) more slowly, relative to its size, than the shared weight of size sigma it
+    multiplies, and after a few hundred steps the domains were still close to the shared
+    network. With the offset, a step on ``domain_delta`` changes the effective weight
+    ``W ⊙ W_p`` by about as much as a step on ``W``. Same function class as the paper's; only
+    the optimiser's view of ``W_p`` differs (``domain_factor()`` returns the paper's ``W_p``).
 
     x: (B, in), domain: (B,) -> (B, out). One matmul per domain present in the batch (the
     per-sample (B, in, out) weight would be far too large).
@@ -84,13 +95,18 @@ class StarLinear(nn.Module):
         self.num_domains = num_domains
         self.weight = nn.Parameter(torch.empty(in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
-        self.domain_weight = nn.Parameter(torch.ones(num_domains, in_features, out_features))
+        self.domain_delta = nn.Parameter(torch.zeros(num_domains, in_features, out_features))
         self.domain_bias = nn.Parameter(torch.zeros(num_domains, out_features))
         nn.init.xavier_normal_(self.weight.T)
+        self.delta_gain = math.sqrt((in_features + out_features) / 2.0)  # 1 / sigma
+
+    def domain_factor(self) -> torch.Tensor:
+        """The paper's domain-specific weights ``W_p`` (num_domains, in, out)."""
+        return 1.0 + self.delta_gain * self.domain_delta
 
     def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
         domain = _check_domain(domain, self.num_domains, x.shape[0])
-        w = self.weight.unsqueeze(0) * self.domain_weight  # (ND, in, out)
+        w = self.weight.unsqueeze(0) * self.domain_factor()  # (ND, in, out)
         b = self.bias.unsqueeze(0) + self.domain_bias  # (ND, out)
         out = x.new_zeros(x.shape[0], w.shape[2])
         for d in range(self.num_domains):
@@ -138,41 +154,66 @@ def squash(s: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
 
 
 class DynamicRouting(nn.Module):
-    """Routes every sample to ``num_clusters`` learned clusters by capsule-style routing-by-agreement
-    (AdaptDHM's distribution adaptation module, Li et al. 2022, implemented from the paper's
-    description; see the departures below).
+    """Clusters samples by dynamic routing (AdaptDHM's distribution adaptation module, Li et al.
+    2022) and returns each sample's distribution coefficients over ``num_clusters`` clusters.
 
-    Per cluster k a linear map gives the sample's vote ``u_k = W_k h`` (B, K, C) and a learned
-    cluster centre ``mu_k`` (K, C) is the cluster's prior state. Routing logits start at
-    ``b_k = <u_k, squash(mu_k)>`` (agreement with the centre); each of ``iterations`` rounds does
-    ``c = softmax_k(b)``, ``v_k = squash(c_k u_k + mu_k)`` (the cluster state after absorbing the
-    sample), ``b_k += <u_k, v_k>``. The returned coefficients ``c = softmax_k(b)`` (B, K) are
-    non-negative and sum to 1 per sample.
+    The samples are the low-level capsules and the clusters the high-level ones, as in capsule
+    routing-by-agreement (Sabour et al., NeurIPS 2017): a sample's routing representation is
+    ``u = normalize((h - mean) / std)`` (``h`` detached; ``mean``/``std`` running statistics
+    of h, as batch norm keeps them, so the clustering sees where samples differ rather than the
+    common direction of non-negative ReLU outputs). The cluster states are unit vectors
+    ``c_k`` (K, H) kept as a buffer across batches. In training, ``iterations`` rounds of
 
-    Departures (the paper's exact update equations were not available here): the cluster state is
-    per sample (centre plus this sample's weighted vote) rather than accumulated over a batch, so
-    a prediction never depends on the other rows of its batch; votes are scaled by 1/sqrt(C) in
-    the agreements to keep the softmax temperature independent of C.
+        r = softmax_k(<u_i, c_k> / temperature)                  (B, K)  routing coefficients
+        v_k = squash(sum_i r_ik u_i)                                     cluster capsule (agreement)
+        c_k <- normalize(momentum * c_k + (1 - momentum) * normalize(v_k))
 
-    h: (B, input_dim) -> coefficients (B, K).
+    run over the batch and the buffer keeps the result: clusters are centres of the samples
+    routed to them, so they spread over the data's modes (no loss gradient reaches the routing,
+    hence no collapse onto the tower that happens to fit best). The returned coefficients
+    ``softmax_k(<u_i, c_k> / temperature)`` use the stored centres, so in evaluation a
+    prediction never depends on the other rows of its batch.
+
+    Departures (the paper's exact equations were not available here): the standardisation of
+    ``h`` and the cosine similarity with a temperature; the centre update's momentum across
+    batches follows the torch-rechub implementation's ``beta``.
+
+    h: (B, input_dim) -> coefficients (B, K), rows sum to 1.
     """
 
-    def __init__(self, input_dim: int, num_clusters: int, capsule_dim: int = 16, iterations: int = 3):
+    def __init__(
+        self,
+        input_dim: int,
+        num_clusters: int,
+        iterations: int = 3,
+        temperature: float = 0.1,
+        momentum: float = 0.9,
+        stats_momentum: float = 0.1,
+        eps: float = 1e-5,
+    ):
         super().__init__()
         if num_clusters < 1 or iterations < 1:
             raise ValueError("DynamicRouting needs num_clusters >= 1 and iterations >= 1")
-        self.num_clusters, self.capsule_dim, self.iterations = num_clusters, capsule_dim, iterations
-        self.votes = nn.Linear(input_dim, num_clusters * capsule_dim, bias=False)
-        self.centres = nn.Parameter(torch.randn(num_clusters, capsule_dim))
-        nn.init.xavier_normal_(self.votes.weight)
+        if temperature <= 0 or not 0 <= momentum < 1:
+            raise ValueError("DynamicRouting needs temperature > 0 and 0 <= momentum < 1")
+        self.num_clusters, self.iterations = num_clusters, iterations
+        self.temperature, self.momentum, self.stats_momentum, self.eps = temperature, momentum, stats_momentum, eps
+        self.register_buffer("centres", F.normalize(torch.randn(num_clusters, input_dim), dim=1))
+        self.register_buffer("running_mean", torch.zeros(input_dim))
+        self.register_buffer("running_var", torch.ones(input_dim))
 
+    @torch.no_grad()
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        K, C = self.num_clusters, self.capsule_dim
-        scale = C**-0.5
-        u = self.votes(h).view(-1, K, C)  # (B, K, C)
-        b = (u * squash(self.centres)).sum(-1) * scale  # (B, K)
-        for _ in range(self.iterations):
-            c = F.softmax(b, dim=-1)
-            v = squash(c.unsqueeze(-1) * u + self.centres)  # (B, K, C)
-            b = b + (u * v).sum(-1) * scale
-        return F.softmax(b, dim=-1)
+        h = h.detach()
+        if self.training and h.shape[0] > 1:
+            self.running_mean.lerp_(h.mean(0), self.stats_momentum)
+            self.running_var.lerp_(h.var(0), self.stats_momentum)
+        u = F.normalize((h - self.running_mean) * torch.rsqrt(self.running_var + self.eps), dim=1)  # (B, H)
+        if self.training:
+            c = self.centres
+            for _ in range(self.iterations):
+                r = F.softmax(u @ c.T / self.temperature, dim=1)  # (B, K)
+                v = squash(r.T @ u)  # (K, H)
+                c = F.normalize(self.momentum * c + (1 - self.momentum) * F.normalize(v, dim=1), dim=1)
+            self.centres.copy_(c)
+        return F.softmax(u @ self.centres.T / self.temperature, dim=1)
