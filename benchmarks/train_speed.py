@@ -11,7 +11,8 @@ prints a table with the ratios.
 Sides (drivers in ``benchmarks/peers/``):
 
 * ``ctrkit`` (``ctrkit_driver.py``): public API ``ctrkit.train.run.train`` with a config dict;
-  ``sparse`` (row-sparse embeddings, the default), ``dense`` (FuxiCTR semantics) and ``bf16``
+  ``sparse`` (row-sparse embeddings, the default), ``dense`` (FuxiCTR semantics), ``adagrad``
+  (row-sparse embeddings on row-wise Adagrad at 0.02, torchrec's optimizer) and ``bf16``
   (manual loop, forward under ``torch.autocast("cpu", bfloat16)``; ``fp32loop`` is its control).
 * ``fuxictr`` (``fuxictr_driver.py``): PyPI's fuxictr has no model_zoo, so DeepFM and DCNv2 are
   thin classes written against fuxictr's public layers the way its model_zoo files are; its own
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--models", default="DeepFM,DCNv2")
     ap.add_argument("--peers", default="fuxictr,deepctr,torchrec", help="comma list; empty for none")
-    ap.add_argument("--ctrkit-modes", default="sparse,dense,bf16,fp32loop")
+    ap.add_argument("--ctrkit-modes", default="sparse,dense,adagrad,bf16,fp32loop")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--setup", action="store_true", help="create / update the peer venvs and exit")

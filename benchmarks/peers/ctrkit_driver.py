@@ -5,6 +5,9 @@ Prints one JSON line (the last line of stdout). Modes:
 * ``--mode sparse`` / ``--mode dense``: ctrkit's public API, ``ctrkit.train.run.train`` with a
   config dict (generic dataset pointing at the synthetic directory), embeddings row-sparse
   (``RowSparseAdam``) or dense (``torch.optim.Adam`` over the whole table, FuxiCTR's semantics).
+* ``--mode adagrad``: ``sparse`` with the embeddings on ``RowSparseAdagrad`` (one accumulator per
+  row, torchrec's ``EXACT_ROWWISE_ADAGRAD``) at learning rate 0.02, the setting the torchrec side
+  uses; the network stays on Adam 1e-3. The like-for-like match for torchrec's optimizer.
 * ``--mode bf16``: ctrkit has no bf16 option, so this driver runs a manual loop over ctrkit's
   ``BatchLoader`` + model + ``build_optimizers`` (sparse embeddings) with the forward (and the
   evaluation) under ``torch.autocast("cpu", dtype=torch.bfloat16)``; loss in float32.
@@ -62,7 +65,8 @@ def run_config(args, mode: str) -> dict:
             "batch_size": 10_000,
             "eval_batch_size": 10_000,
             "learning_rate": 1e-3,
-            "embedding_mode": mode,
+            "embedding_mode": "sparse" if mode == "adagrad" else mode,
+            **({"embedding_optimizer": "adagrad", "embedding_learning_rate": 0.02} if mode == "adagrad" else {}),
             "threads": args.threads,
             "progress": False,
             "seed": 2021,
@@ -371,7 +375,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--model", default="DeepFM")
-    ap.add_argument("--mode", choices=["sparse", "dense", "bf16", "fp32loop", "proto-ab"], default="sparse")
+    ap.add_argument("--mode", choices=["sparse", "dense", "adagrad", "bf16", "fp32loop", "proto-ab"], default="sparse")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--profile", type=int, default=0)
@@ -388,7 +392,7 @@ def main() -> None:
     if args.profile:
         profile(args)
         return
-    if args.mode in ("sparse", "dense"):
+    if args.mode in ("sparse", "dense", "adagrad"):
         r = api_run(args)
     else:
         r = manual_run(args, bf16=args.mode == "bf16")
