@@ -9,6 +9,11 @@ FinalNet's FeatureGating / FinalBlock / FactorizedInteraction) are re-stated her
 
     --prepare                       FeatureProcessor + build_dataset over the Frappe CSVs (once)
     --model NAME --config JSON      one timed run: prints one JSON line
+    --model NAME --config JSON --fit
+                                    fuxictr's own fit (BARS protocol) and test metrics, no timing:
+                                    the last line of stdout is JSON (fuxictr's progress bars
+                                    precede it), per-epoch metrics go to stderr. Shows what
+                                    FuxiCTR itself reaches on the same data and seed.
 
 Timed part (wall clock, and CPU time of this, the training, thread): ``--epochs`` passes
 (``--steps`` steps each, or the whole epoch) of ``BaseModel.train_step`` (zero_grad, forward, loss +
@@ -58,17 +63,20 @@ class DCN(_Model):
         super().__init__(feature_map, **kwargs)
         self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
         input_dim = feature_map.sum_emb_out_dim()
+        # No hidden units is BARS's CrossNet row: the cross part alone feeds the output layer.
         self.dnn = MLP_Block(input_dim=input_dim, output_dim=None, hidden_units=list(dnn_hidden_units),
                              hidden_activations=dnn_activations, output_activation=None, dropout_rates=net_dropout,
-                             batch_norm=batch_norm)
+                             batch_norm=batch_norm) if dnn_hidden_units else None
         self.crossnet = CrossNet(input_dim, num_cross_layers)
-        self.fc = nn.Linear(input_dim + dnn_hidden_units[-1], 1)
+        self.fc = nn.Linear(input_dim + (dnn_hidden_units[-1] if dnn_hidden_units else 0), 1)
         self._finish(kwargs, learning_rate)
 
     def forward(self, inputs):
         X = self.get_inputs(inputs)
         feature_emb = self.embedding_layer(X, flatten_emb=True)
-        final_out = torch.cat([self.crossnet(feature_emb), self.dnn(feature_emb)], dim=-1)
+        final_out = self.crossnet(feature_emb)
+        if self.dnn is not None:
+            final_out = torch.cat([final_out, self.dnn(feature_emb)], dim=-1)
         return {"y_pred": self.output_activation(self.fc(final_out))}
 
 
@@ -305,7 +313,7 @@ class FinalNet(_Model):
         return loss + loss1 + loss2
 
 
-MODELS = {"DCN": DCN, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
+MODELS = {"DCN": DCN, "CrossNet": DCN, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
           "MaskNet": MaskNet, "FinalNet": FinalNet}
 
 
@@ -328,6 +336,30 @@ def prepare(source: Path, work: Path) -> tuple[dict, FeatureMap, float]:
     return {"train": train, "valid": valid, "test": test}, fmap, time.perf_counter() - t
 
 
+def fit_bars(args, fmap: FeatureMap, paths: dict, params: dict, tr: dict) -> None:
+    """FuxiCTR's whole training protocol on this data: ``fit`` (per-epoch validation, lr decay,
+    early stop, best checkpoint reloaded), then ``evaluate`` on valid and test. Per-epoch lines go to
+    stderr through fuxictr's logging; one JSON line goes to stdout."""
+    logging.getLogger().setLevel(logging.INFO)
+    params = dict(params, verbose=1, monitor="AUC", monitor_mode="max", early_stop_patience=2,
+                  reduce_lr_on_plateau=True, save_best_only=True)
+    train_gen, valid_gen = RankDataLoader(fmap, stage="train", train_data=paths["train"], valid_data=paths["valid"],
+                                          batch_size=tr["batch_size"], shuffle=True, data_format="parquet")
+    model = MODELS[args.model](fmap, **params)
+    os.makedirs(os.path.dirname(model.checkpoint), exist_ok=True)  # fit's save_weights does not create it
+    t = time.perf_counter()
+    model.fit(train_gen, epochs=tr.get("epochs", 100), validation_data=valid_gen, max_gradient_norm=10.0)
+    fit_s = time.perf_counter() - t
+    valid = model.evaluate(valid_gen)
+    test_gen = RankDataLoader(fmap, stage="test", test_data=paths["test"], batch_size=tr["batch_size"],
+                              shuffle=False, data_format="parquet")
+    test = model.evaluate(test_gen)
+    print(json.dumps({"side": "fuxictr", "model": args.model, "seed": tr.get("seed", 2021), "epochs": model._epoch_index + 1,
+                      "valid_auc": valid["AUC"], "test_auc": test["AUC"], "test_logloss": test["logloss"],
+                      "fit_s": fit_s, "parameters": sum(p.numel() for p in model.parameters()),
+                      "torch_threads": torch.get_num_threads()}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--source", type=Path, required=True, help="directory with Frappe_x1's CSVs")
@@ -338,6 +370,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--steps", type=int, default=0, help="steps per epoch (0: the whole epoch)")
+    ap.add_argument("--fit", action="store_true",
+                    help="train with fuxictr's own BaseModel.fit under the BARS protocol (monitor valid AUC, lr/10 "
+                         "on plateau, patience 2, best weights restored) for up to the config's epochs, then "
+                         "print valid and test metrics; no timing")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
@@ -357,6 +393,9 @@ def main() -> None:
                   embedding_regularizer=emb_reg, net_regularizer=net_reg, optimizer="adam", loss="binary_crossentropy",
                   verbose=0, model_root=str(args.work / "ckpt"), metrics=["logloss", "AUC"])
     fmap.load(os.path.join(fmap.data_dir, "feature_map.json"), params)
+    if args.fit:
+        fit_bars(args, fmap, paths, params, tr)
+        return
     train_gen, _ = RankDataLoader(fmap, stage="train", train_data=paths["train"], batch_size=tr["batch_size"],
                                   shuffle=True, data_format="parquet")
     t = time.perf_counter()
