@@ -94,15 +94,31 @@ class PairView:
 
     target:   (B, D) the target's embedding (target fields concatenated), D = E * len(pair).
     sequence: (B, L, D) behaviour embeddings (L >= 1; padded slots hold the padding row's
-              embedding and must be masked).
+              embedding and must be masked). Built on first access when ``table`` is set.
     mask:     (B, L) bool, True on real behaviours.
     lengths:  (B,) int64.
+    table, indices: when training (autograd on), the batch's distinct embedding rows (U, E) and,
+              per parallel sequence of the pair, (B, L) rows of ``table``:
+              ``sequence == cat_f table[indices[f]]``. A model that only needs weighted sums of
+              behaviours (SDIM) can work on the U rows instead of the B x L gathered ones.
+              None otherwise.
     """
 
     target: torch.Tensor
-    sequence: torch.Tensor
     mask: torch.Tensor
     lengths: torch.Tensor
+    table: torch.Tensor | None = None
+    indices: tuple[torch.Tensor, ...] | None = None
+    _sequence: torch.Tensor | None = None
+
+    @property
+    def sequence(self) -> torch.Tensor:
+        if self._sequence is None:
+            assert self.table is not None and self.indices is not None
+            t = self.table
+            seq = torch.cat([t.index_select(0, i.reshape(-1)).view(*i.shape, t.shape[1]) for i in self.indices], -1)
+            object.__setattr__(self, "_sequence", seq)  # cache (the dataclass is frozen)
+        return self._sequence
 
 
 @dataclass(frozen=True)
@@ -168,16 +184,17 @@ class BehaviorInputs(nn.Module):
 
     def forward(self, batch: Batch) -> BehaviorView:
         emb = self.embedding
+        lookup = self._lookup(batch)
         parts = []
         cat = None
         if emb.num_categorical:
-            cat = emb.fused(batch.ids)  # (B, F, E)
+            cat = lookup(batch.ids)  # (B, F, E)
             parts.append(cat)
         if emb.num_numeric:
             parts.append(batch.dense.unsqueeze(-1) * emb.numeric_weight)
         for name in self.other_sequences:
             s = batch.sequences[name]
-            parts.append(masked_mean(emb.fused(s.values), s.mask()).unsqueeze(1))
+            parts.append(masked_mean(lookup(s.values), s.mask()).unsqueeze(1))
         other = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
         views = []
         for (seqs, _), cols, D in zip(self.pairs, self.target_columns, self.pair_dims):
@@ -187,12 +204,81 @@ class BehaviorInputs(nn.Module):
             if L == 0:  # every history in the batch is empty: one all-padding slot keeps shapes valid
                 seq = target.new_zeros(B, 1, D)
                 mask = torch.zeros(B, 1, dtype=torch.bool, device=target.device)
+                views.append(PairView(target=target, mask=mask, lengths=first.lengths, _sequence=seq))
+                continue
+            mask = first.mask()
+            values = [batch.sequences[s].values for s in seqs]
+            if lookup.table is not None and all(v.shape[1] == L for v in values):
+                # built lazily from the distinct rows (see PairView)
+                views.append(PairView(target=target, mask=mask, lengths=first.lengths, table=lookup.table,
+                                      indices=tuple(lookup.index(v) for v in values)))
             else:
                 # parallel sequences share the first one's lengths; align their padded widths to it
-                seq = torch.cat([_width(emb.fused(batch.sequences[s].values), L) for s in seqs], -1)
-                mask = first.mask()
-            views.append(PairView(target=target, sequence=seq, mask=mask, lengths=first.lengths))
+                seq = torch.cat([_width(lookup(v), L) for v in values], -1)
+                views.append(PairView(target=target, mask=mask, lengths=first.lengths, _sequence=seq))
         return BehaviorView(other=other, pairs=tuple(views))
+
+    def _lookup(self, batch: Batch):
+        """The embedding lookup of this batch: ids (...) -> (..., E).
+
+        With autograd on, every id of the batch (categorical ids and all used sequences) is
+        deduplicated first (:func:`unique_rows`), the table is read once for the U distinct rows
+        and each field gathers from that (U, E) block. The values are those of a direct lookup;
+        what changes is the backward: the table receives one gradient with U distinct rows (the
+        per-occurrence sums are an ``index_add`` into (U, E)) instead of one sparse gradient per
+        field with a row per id occurrence, which autograd adds up by concatenation and the
+        optimizer then sorts (B x L occurrences per sequence: the dominant cost of a training
+        step at L = 1,000). Without autograd (evaluation, export) it is a plain lookup.
+        """
+        fused = self.embedding.fused
+        if not torch.is_grad_enabled():
+            return _Lookup(fused)
+        srcs = [batch.ids] if self.embedding.num_categorical else []
+        srcs += [batch.sequences[s].values for seqs, _ in self.pairs for s in seqs]
+        srcs += [batch.sequences[s].values for s in self.other_sequences]
+        flat = torch.cat([t.reshape(-1) for t in srcs])
+        rows, inverse = unique_rows(flat, fused.tables[0].num_embeddings)
+        local: dict[int, torch.Tensor] = {}
+        start = 0
+        for t in srcs:
+            local.setdefault(id(t), inverse[start : start + t.numel()].view(t.shape))
+            start += t.numel()
+        return _Lookup(fused, fused(rows), local)  # fused(rows): the only read of the table
+
+
+class _Lookup:
+    """ids (...) -> (..., E) for one batch: straight from the table, or (``table`` set) from the
+    batch's distinct rows, ``local`` mapping each id tensor of the batch (by identity) to its rows
+    of ``table``."""
+
+    def __init__(self, fused: nn.Module, table: torch.Tensor | None = None, local: dict[int, torch.Tensor] | None = None):
+        self.fused, self.table, self.local = fused, table, local
+
+    def index(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.local[id(ids)]
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.table is None:
+            return self.fused(ids)
+        idx = self.local[id(ids)]
+        return self.table.index_select(0, idx.reshape(-1)).view(*idx.shape, self.table.shape[1])
+
+
+def unique_rows(ids: torch.Tensor, num_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """ids (N,) int64 in [0, num_rows) -> (rows (U,) ascending distinct ids, inverse (N,)) with
+    ``rows[inverse] == ids``.
+
+    ``torch.unique`` sorts the N ids; when the table is not much larger than N an occupancy map
+    of ``num_rows`` flags is O(N + num_rows) and several times faster.
+    """
+    if ids.numel() and num_rows <= 16 * ids.numel():
+        present = torch.zeros(num_rows, dtype=torch.bool, device=ids.device)
+        present.index_fill_(0, ids, True)
+        rows = present.nonzero().squeeze(1)
+        remap = torch.empty(num_rows, dtype=torch.long, device=ids.device)
+        remap.index_copy_(0, rows, torch.arange(rows.numel(), device=ids.device))
+        return rows, remap.index_select(0, ids)
+    return torch.unique(ids, sorted=True, return_inverse=True)
 
 
 def _width(x: torch.Tensor, L: int) -> torch.Tensor:
@@ -338,10 +424,12 @@ class SimHash(nn.Module):
     ``random_rotations`` with ``requires_grad=False``). For x (..., D):
 
     * :meth:`bits`: (..., m, tau) bool, ``x R > 0`` (FuxiCTR: ``relu(sign(x R))``);
-    * :meth:`codes`: (..., m) int64, each hash's bits read as a binary number (bucket id).
+    * :meth:`codes`: (..., m) int64, each hash's bits read as a binary number (bucket id);
+    * :meth:`gathered_codes`: the codes of vectors given as rows of a table (see there).
 
     Cost per vector O(D m tau); hashing has no gradient (sign), so models use it for selection
-    only and let gradients flow through the selected embeddings.
+    only and let gradients flow through the selected embeddings. Everything here runs without
+    autograd: one (N, D) x (D, tau m) matmul, then the bits are packed with byte ops.
     """
 
     def __init__(self, input_dim: int, num_hashes: int, bits: int):
@@ -352,13 +440,77 @@ class SimHash(nn.Module):
         self.register_buffer("projection", torch.randn(input_dim, num_hashes, bits))
         self.register_buffer("powers", 2 ** torch.arange(bits, dtype=torch.long), persistent=False)
 
-    @torch.no_grad()
-    def bits(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("...d,dmt->...mt", x, self.projection) > 0
+    def _matrix(self, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """Rows lo:hi of R as a (hi - lo, tau m) matrix, bit-major (column t m + j is bit t of hash j)."""
+        R = self.projection[lo:hi]
+        return R.transpose(1, 2).reshape(R.shape[0], -1)
 
     @torch.no_grad()
-    def codes(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.bits(x).long() * self.powers).sum(-1)
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., D) -> (N, tau, m) projections, N = prod(...)."""
+        D = self.projection.shape[0]
+        return (x.detach().reshape(-1, D) @ self._matrix()).view(-1, self.num_bits, self.num_hashes)
+
+    @torch.no_grad()
+    def _pack(self, proj: torch.Tensor) -> torch.Tensor:
+        """(N, tau, m) projections -> (N, m) bucket ids (uint8 when tau <= 8, else int64)."""
+        bits = proj > 0
+        if self.num_bits > 8 or torch.jit.is_tracing():  # dtype views below do not trace / export
+            return (bits.long() * self.powers.view(-1, 1)).sum(1)
+        b = bits.view(torch.uint8)  # (N, tau, m) 0/1 bytes
+        if self.num_hashes % 8 == 0:  # 8 hashes' bit t per int64 word: tau word ops per 8 hashes
+            b = b.view(torch.int64)  # (N, tau, m / 8)
+        code = b[:, 0].clone()
+        for t in range(1, self.num_bits):
+            code |= b[:, t] << t  # per byte: bit t of each hash, never carries across bytes
+        return code.view(torch.uint8)
+
+    @torch.no_grad()
+    def bits(self, x: torch.Tensor) -> torch.Tensor:
+        return (self._project(x) > 0).transpose(1, 2).reshape(*x.shape[:-1], self.num_hashes, self.num_bits)
+
+    @torch.no_grad()
+    def codes(self, x: torch.Tensor, packed: bool = False) -> torch.Tensor:
+        """(..., m) bucket ids, int64 (``packed``: the smallest integer dtype that holds them)."""
+        c = self._pack(self._project(x)).view(*x.shape[:-1], self.num_hashes)
+        return c if packed else c.long()
+
+    @torch.no_grad()
+    def gathered_codes(self, table: torch.Tensor, indices: Sequence[torch.Tensor], packed: bool = False) -> torch.Tensor:
+        """Codes of the vectors ``cat_f table[indices[f]]`` (F parallel fields of width E = D / F),
+        without gathering them: the projection is linear, so each distinct row is projected once,
+        (U, E) x (E, tau m) per field, and the per-field projections are gathered and added.
+        indices: F tensors (...) of rows of ``table`` (U, E) -> (..., m)."""
+        E = table.shape[1]
+        proj = None
+        for f, idx in enumerate(indices):
+            rows = table.detach() @ self._matrix(f * E, (f + 1) * E)  # (U, tau m)
+            g = rows.index_select(0, idx.reshape(-1))
+            proj = g if proj is None else proj.add_(g)
+        c = self._pack(proj.view(-1, self.num_bits, self.num_hashes)).view(*indices[0].shape, self.num_hashes)
+        return c if packed else c.long()
+
+
+@torch.no_grad()
+def collision_weights(target_codes: torch.Tensor, seq_codes: torch.Tensor, mask: torch.Tensor,
+                      aggregation: str = "mean", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """SDIM's pooling as one weight per behaviour (for ``mean`` / ``sum`` aggregation).
+
+    target_codes (B, m), seq_codes (B, L, m), mask (B, L) -> a (B, L): the average over hashes of
+    the per-hash pooled vectors is ``sum_i a_i e_i`` with a_i = (1/m) sum_j [c_ij == c_target,j]
+    s_j, s_j = 1 / max(1, #real behaviours colliding in hash j) (``mean``) or 1 (``sum``); 0 on
+    padding. No gradient (bucket membership is a selection).
+    """
+    B, L, m = seq_codes.shape
+    hit = (seq_codes == target_codes.unsqueeze(1)).to(dtype)  # (B, L, m)
+    real = mask.to(dtype).unsqueeze(1)  # (B, 1, L)
+    if aggregation == "mean":
+        s = 1.0 / (m * torch.bmm(real, hit).clamp_min(1.0))  # (B, 1, m) colliding real behaviours per hash
+    elif aggregation == "sum":
+        s = hit.new_full((B, 1, m), 1.0 / m)
+    else:
+        raise ConfigError(f"collision_weights has no aggregation '{aggregation}' (mean, sum)")
+    return torch.bmm(hit, s.transpose(1, 2)).view(B, L) * real.view(B, L)
 
 
 def collision_mean(target_codes: torch.Tensor, seq_codes: torch.Tensor, seq: torch.Tensor, mask: torch.Tensor,
@@ -366,21 +518,40 @@ def collision_mean(target_codes: torch.Tensor, seq_codes: torch.Tensor, seq: tor
     """SDIM's hash-sampled pooling: per hash function, pool the real behaviours whose bucket equals
     the target's, then average over hash functions.
 
-    target_codes (B, m), seq_codes (B, L, m), seq (B, L, D), mask (B, L) -> (B, D). O(B L m D); no
+    target_codes (B, m), seq_codes (B, L, m), seq (B, L, D), mask (B, L) -> (B, D). O(B L m); no
     target-behaviour scores. ``aggregation``: ``mean`` (average of the colliding behaviours;
     0 when none collides), ``sum`` (FuxiCTR's ``embedding_bag(mode="sum")``) or ``l2`` (the
     sum scaled to unit L2 norm).
     """
-    hit = (seq_codes == target_codes.unsqueeze(1)) & mask.unsqueeze(-1)  # (B, L, m)
-    w = hit.to(seq.dtype)
-    pooled = torch.einsum("blm,bld->bmd", w, seq)  # (B, m, D) per-hash sums
-    if aggregation == "mean":
-        pooled = pooled / w.sum(1).clamp_min(1.0).unsqueeze(-1)
-    elif aggregation == "l2":
-        pooled = pooled / pooled.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    elif aggregation != "sum":
+    if aggregation not in ("mean", "sum", "l2"):
         raise ConfigError(f"unknown SDIM aggregation '{aggregation}' (mean, sum, l2)")
-    return pooled.mean(1)
+    if aggregation == "l2":  # the norm of each hash's sum enters the gradient: keep the (B, m, D) sums
+        with torch.no_grad():  # bucket membership is a selection: no gradient
+            w = ((seq_codes == target_codes.unsqueeze(1)) & mask.unsqueeze(-1)).to(seq.dtype)  # (B, L, m)
+        pooled = torch.bmm(w.transpose(1, 2), seq)  # (B, m, D) per-hash sums
+        return (pooled / pooled.norm(dim=-1, keepdim=True).clamp_min(1e-12)).mean(1)
+    a = collision_weights(target_codes, seq_codes, mask, aggregation, seq.dtype)
+    return torch.bmm(a.unsqueeze(1), seq).squeeze(1)
+
+
+def weighted_row_sum(a: torch.Tensor, table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """sum_l a[b, l] table[idx[b, l]]: a (B, L) (no gradient), table (U, E), idx (B, L) -> (B, E).
+
+    When the table is small next to the sequences (U <= 16 L) as (B, U) x (U, E) with the (B, U)
+    weight matrix built by one scatter of B L scalars: forward and backward are then small dense
+    matmuls instead of a gather and a scatter of B L rows; otherwise gather and (B, 1, L) x (B, L, E).
+    """
+    B, L = idx.shape
+    U = table.shape[0]
+    if U <= 16 * L:
+        with torch.no_grad():
+            flat = (torch.arange(B, device=idx.device).unsqueeze(1) * U + idx).reshape(-1)
+            W = a.new_zeros(B * U).index_add_(0, flat, a.reshape(-1)).view(B, U)
+        # (E, U) x (U, B), transposed: several times faster on CPU than (B, U) x (U, E) for small E,
+        # and so is its backward (E, B) x (B, U)
+        return (table.t() @ W.t()).t()
+    rows = table.index_select(0, idx.reshape(-1)).view(B, L, -1)
+    return torch.bmm(a.unsqueeze(1), rows).squeeze(1)
 
 
 def hamming_topk(target_bits: torch.Tensor, seq_bits: torch.Tensor, mask: torch.Tensor, k: int):
