@@ -167,7 +167,7 @@ def _find_base(ref: str, suite_dir: Path) -> Path:
 def _grid_points(grid: dict[str, Any], where: str) -> list[dict[str, Any]]:
     for k, v in grid.items():
         if not isinstance(v, list) or not v:
-            raise ConfigError(f"grid values must be a non-empty list", key=f"{where}.{k}")
+            raise ConfigError("grid values must be a non-empty list", key=f"{where}.{k}")
     keys = sorted(grid)
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
