@@ -166,3 +166,22 @@ def test_export_cli_and_other_models(serve_data, tmp_path):
     for b in ("torchscript", "onnx"):
         if p.metadata["backends"][b]["ok"]:
             assert np.abs(Predictor.load(tmp_path / "b", backend=b).predict_batch(batch) - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("model", ["DIN", "SDIM"])
+def test_behaviour_sequence_models_serve_json_lists(serve_data, tmp_path, model):
+    # A behaviour-sequence model exported and served: JSON records with the histories as lists
+    # score like offline evaluation of the trained run, on every backend the export kept.
+    from conftest import train_run
+    from ctrkit.models.registry import get_model_info
+    from ctrkit.serve.export import export_run
+
+    run = train_run(serve_data, tmp_path, model, dict(get_model_info(model).cls.test_params))
+    bundle = export_run(run, tmp_path / "bundle")
+    meta = json.loads((bundle / "metadata.json").read_text())
+    kept = ["eager"] + [b for b, v in meta["backends"].items() if v.get("ok") and not b.endswith("_int8") and b != "eager"]
+    ref = _offline_probs(run)
+    recs = json_records(_raw_test(serve_data))
+    for backend in kept:
+        got = Predictor.load(bundle, backend=backend).predict(recs)["click"]
+        assert np.abs(got - ref).max() < 1e-5, backend
