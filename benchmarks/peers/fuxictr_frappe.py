@@ -360,7 +360,7 @@ def fit_bars(args, fmap: FeatureMap, paths: dict, params: dict, tr: dict) -> Non
                       "torch_threads": torch.get_num_threads()}))
 
 
-def main() -> None:
+def _main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--source", type=Path, required=True, help="directory with Frappe_x1's CSVs")
     ap.add_argument("--work", type=Path, required=True, help="fuxictr's data directory (built once, then reused)")
@@ -420,12 +420,20 @@ def main() -> None:
         "parameters": sum(p.numel() for p in model.parameters()), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }))
-    try:
-        import ray
 
-        ray.shutdown()
-    except Exception:
-        pass
+
+def main() -> None:
+    # Every path (--prepare, --fit, timing) may have started Ray through fuxictr's loader; shut
+    # it down on all of them, or its worker processes outlive this one.
+    try:
+        _main()
+    finally:
+        try:
+            import ray
+
+            ray.shutdown()
+        except Exception:
+            pass
 
 
 if __name__ == "__main__":
