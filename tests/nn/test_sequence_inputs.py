@@ -59,3 +59,21 @@ def test_lookup_through_distinct_rows_matches_plain_lookup():
     rows = got._indices()[0]
     assert rows.numel() == torch.unique(rows).numel()  # one entry per distinct row
     torch.testing.assert_close(got.to_dense(), g_ref)
+
+
+def test_target_attention_dense_form_equals_gathered_form():
+    # The export traces the dense form (every slot scored, padded ones zeroed); at inference it
+    # must give the gathered form's pooling, empty histories included.
+    from ctrkit.nn.sequence import TargetAttention
+
+    torch.manual_seed(0)
+    att = TargetAttention(4, (8, 6)).eval()
+    B, L = 7, 5
+    target, seq = torch.randn(B, 4), torch.randn(B, L, 4)
+    lengths = torch.tensor([0, 1, 5, 3, 2, 5, 4])
+    mask = torch.arange(L).unsqueeze(0) < lengths.unsqueeze(1)
+    with torch.no_grad():
+        want = att(target, seq, mask)
+        got = att._dense(target, seq, mask)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert torch.equal(got[0], torch.zeros(4))

@@ -324,9 +324,22 @@ class TargetAttention(nn.Module):
         return seq.new_zeros(mask.shape).index_put((b_idx, l_idx), s)
 
     def forward(self, target: torch.Tensor, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing() and not self.training:
+            return self._dense(target, seq, mask)
         b_idx, l_idx, s = self.scores(target, seq, mask)
         contrib = s.unsqueeze(-1) * seq[b_idx, l_idx]  # (N, D)
         return seq.new_zeros(target.shape).index_add(0, b_idx, contrib)
+
+    def _dense(self, target: torch.Tensor, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The same pooling over all B x L slots, padded ones scored and then zeroed: the form
+        traced for export. ONNX has no accumulating ``index_add`` (the exporter writes a scatter
+        that keeps one of the duplicate rows), and at inference Dice uses its running statistics,
+        so scoring the padded slots changes nothing but the cost."""
+        B, L, D = seq.shape
+        q = target.unsqueeze(1).expand(B, L, D)
+        s = self.unit(torch.cat([q, seq, q - seq, q * seq], -1).reshape(B * L, 4 * D)).reshape(B, L)
+        s = s * mask.to(s.dtype)
+        return torch.bmm(s.unsqueeze(1), seq).squeeze(1)  # (B, 1, L) @ (B, L, D) -> (B, D)
 
 
 # --------------------------------------------------------------------------- softmax target attention
