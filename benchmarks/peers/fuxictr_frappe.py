@@ -1,9 +1,10 @@
 """FuxiCTR side of benchmarks/frappe_speed.py (run with the fuxictr venv's python).
 
-PyPI's fuxictr 2.3.10 ships layers, the data pipeline and BaseModel but no model_zoo: DCN,
-xDeepFM, AutoInt(+), FiBiNET, MaskNet (parallel) and FinalNet below are thin classes written
-against fuxictr's public layers with the structure of FuxiCTR's model_zoo files
-(model_zoo/DCN/DCN_torch, xDeepFM, AutoInt, FiBiNET, MaskNet, FinalNet). Blocks that model_zoo
+PyPI's fuxictr 2.3.10 ships layers, the data pipeline and BaseModel but no model_zoo: DCN (and
+CrossNet), DCNv2 (and CrossNetV2, its crossnet_only form), xDeepFM, AutoInt(+), FiBiNET, MaskNet
+(parallel) and FinalNet below are thin classes written against fuxictr's public layers with the
+structure of FuxiCTR's model_zoo files (model_zoo/DCN/DCN_torch, DCNv2, xDeepFM, AutoInt,
+FiBiNET, MaskNet, FinalNet). Blocks that model_zoo
 defines in the model file itself (AutoInt's MultiHeadSelfAttention, MaskNet's MaskBlock,
 FinalNet's FeatureGating / FinalBlock / FactorizedInteraction) are re-stated here.
 
@@ -39,7 +40,7 @@ from torch import nn
 from fuxictr.features import FeatureMap
 from fuxictr.preprocess import FeatureProcessor, build_dataset
 from fuxictr.pytorch.dataloaders import RankDataLoader
-from fuxictr.pytorch.layers import (BilinearInteractionV2, CompressedInteractionNet, CrossNet, FeatureEmbedding,
+from fuxictr.pytorch.layers import (BilinearInteractionV2, CompressedInteractionNet, CrossNet, CrossNetV2, FeatureEmbedding,
                                     LogisticRegression, MLP_Block, ScaledDotProductAttention, SqueezeExcitation)
 from fuxictr.pytorch.models import BaseModel
 from fuxictr.pytorch.torch_utils import get_activation, seed_everything
@@ -77,6 +78,45 @@ class DCN(_Model):
         final_out = self.crossnet(feature_emb)
         if self.dnn is not None:
             final_out = torch.cat([final_out, self.dnn(feature_emb)], dim=-1)
+        return {"y_pred": self.output_activation(self.fc(final_out))}
+
+
+class DCNv2(_Model):
+    """model_zoo/DCNv2 without the low-rank mixture: the full-rank cross network and, unless
+    ``model_structure`` is ``crossnet_only`` (BARS's CrossNet-V2 row), a stacked or parallel DNN."""
+
+    def __init__(self, feature_map, embedding_dim=10, model_structure="parallel", num_cross_layers=3,
+                 stacked_dnn_hidden_units=(), parallel_dnn_hidden_units=(), dnn_activations="ReLU", net_dropout=0,
+                 batch_norm=False, learning_rate=1e-3, **kwargs):
+        super().__init__(feature_map, **kwargs)
+        self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
+        input_dim = feature_map.sum_emb_out_dim()
+        self.model_structure = model_structure
+        self.crossnet = CrossNetV2(input_dim, num_cross_layers)
+        mlp = dict(output_dim=None, hidden_activations=dnn_activations, output_activation=None,
+                   dropout_rates=net_dropout, batch_norm=batch_norm)
+        final_dim = input_dim
+        if model_structure in ("stacked", "stacked_parallel"):
+            self.stacked_dnn = MLP_Block(input_dim=input_dim, hidden_units=list(stacked_dnn_hidden_units), **mlp)
+            final_dim = stacked_dnn_hidden_units[-1]
+        if model_structure in ("parallel", "stacked_parallel"):
+            self.parallel_dnn = MLP_Block(input_dim=input_dim, hidden_units=list(parallel_dnn_hidden_units), **mlp)
+            final_dim = final_dim + parallel_dnn_hidden_units[-1]
+        self.fc = nn.Linear(final_dim, 1)
+        self._finish(kwargs, learning_rate)
+
+    def forward(self, inputs):
+        X = self.get_inputs(inputs)
+        feature_emb = self.embedding_layer(X, flatten_emb=True)
+        cross_out = self.crossnet(feature_emb)
+        if self.model_structure == "crossnet_only":
+            final_out = cross_out
+        elif self.model_structure == "stacked":
+            final_out = self.stacked_dnn(cross_out)
+        elif self.model_structure == "parallel":
+            final_out = torch.cat([cross_out, self.parallel_dnn(feature_emb)], dim=-1)
+        else:
+            final_out = torch.cat([self.stacked_dnn(cross_out), self.parallel_dnn(feature_emb)], dim=-1)
         return {"y_pred": self.output_activation(self.fc(final_out))}
 
 
@@ -313,7 +353,7 @@ class FinalNet(_Model):
         return loss + loss1 + loss2
 
 
-MODELS = {"DCN": DCN, "CrossNet": DCN, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
+MODELS = {"DCN": DCN, "CrossNet": DCN, "DCNv2": DCNv2, "CrossNetV2": DCNv2, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
           "MaskNet": MaskNet, "FinalNet": FinalNet}
 
 
