@@ -68,3 +68,12 @@ def test_bars_frappe_configs_build(name, file, ctype, auc, logloss):
     assert cfg["bars"] == {"auc": pytest.approx(auc), "logloss": pytest.approx(logloss)}
     schema = tiny_schema()
     assert build_model(name, schema, config)(random_batch(schema, 4)).logits["click"].shape == (4,)
+
+
+def test_circulant_form_for_export_equals_fft():
+    # Exports trace the circulant gather (ONNX has no FFT); it must give the FFT's values.
+    from ctrkit.nn.hfm import _circulant, circular_convolution, circular_correlation
+
+    a, b = torch.randn(3, 4, 10, dtype=torch.float64), torch.randn(3, 4, 10, dtype=torch.float64)
+    torch.testing.assert_close(_circulant(a, b, -1), circular_convolution(a, b))
+    torch.testing.assert_close(_circulant(a, b, 1), circular_correlation(a, b))

@@ -7,9 +7,11 @@ Prediction", WWW 2019 (the Feature Generation section); layout as FuxiCTR's ``FG
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -99,6 +101,14 @@ class FeatureGeneration(nn.Module):
         return torch.cat(new, dim=1)
 
 
+@functools.lru_cache(maxsize=None)
+def _upper_pairs(num_fields: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) of the pairs i < j, built with NumPy so that a traced export records them as
+    constants (the ONNX exporter has no ``triu_indices``)."""
+    rows, cols = np.triu_indices(num_fields, k=1)
+    return torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(cols.astype(np.int64))
+
+
 def pairwise_inner_products(e: torch.Tensor) -> torch.Tensor:
     """<v_i, v_j> for every field pair i < j: (B, F, D) -> (B, F*(F-1)/2), ``torch.triu_indices``
     order. IPNN's product signal, which FGCNN's classifier takes over raw + generated fields.
@@ -106,7 +116,6 @@ def pairwise_inner_products(e: torch.Tensor) -> torch.Tensor:
     Same result and order as ``ctrkit.nn.interactions.InnerProductPairs``; FGCNN's field count is
     only known after generation, so a parameter-free function serves it here.
     """
-    F = e.shape[1]
-    rows, cols = torch.triu_indices(F, F, offset=1, device=e.device)
+    rows, cols = (t.to(e.device) for t in _upper_pairs(int(e.shape[1])))
     gram = torch.bmm(e, e.transpose(1, 2))  # (B, F, F)
     return gram[:, rows, cols]

@@ -67,8 +67,10 @@ class FieldAwarePairs(nn.Module):
     def __init__(self, num_fields: int, *, include_self: bool):
         super().__init__()
         rows, cols = torch.triu_indices(num_fields, num_fields, offset=1)
-        left_slot = cols if include_self else cols - 1  # field i faces j > i
-        right_slot = rows  # field j faces i < j: slot i either way
+        # Distinct tensors per buffer (clones): tracing for TorchScript rejects a module whose
+        # buffers share storage.
+        left_slot = cols.clone() if include_self else cols - 1  # field i faces j > i
+        right_slot = rows.clone()  # field j faces i < j: slot i either way
         self.register_buffer("rows", rows, persistent=False)
         self.register_buffer("cols", cols, persistent=False)
         self.register_buffer("left_slot", left_slot, persistent=False)

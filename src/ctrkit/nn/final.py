@@ -103,7 +103,10 @@ class SelectionGate(nn.Module):
             z = self.context(batch).flatten(1)
         else:
             assert self.bias is not None
-            z = self.bias.expand(len(batch), -1)
+            # Without context the gate is the same for every row: one (1, feature_dim) row that
+            # broadcasts over the batch (the MLP has no dropout or batch norm). Expanding to
+            # len(batch) would bake the batch size into a traced export.
+            z = self.bias
         # 2 * sigmoid: a neutral gate (logit 0) leaves the embedding unchanged.
         return 2.0 * torch.sigmoid(self.mlp(z))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,13 +19,27 @@ HolographicType = Literal["hadamard_product", "circular_convolution", "circular_
 def circular_convolution(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(a * b)_k = sum_j a_j b_{(k - j) mod D} over the last dimension, via the real FFT."""
     D = a.shape[-1]
+    if torch.jit.is_tracing():
+        return _circulant(a, b, -1)
     return torch.fft.irfft(torch.fft.rfft(a) * torch.fft.rfft(b), n=D)
 
 
 def circular_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(a # b)_k = sum_j a_j b_{(k + j) mod D} over the last dimension, via the real FFT."""
     D = a.shape[-1]
+    if torch.jit.is_tracing():
+        return _circulant(a, b, 1)
     return torch.fft.irfft(torch.conj(torch.fft.rfft(a)) * torch.fft.rfft(b), n=D)
+
+
+def _circulant(a: torch.Tensor, b: torch.Tensor, sign: int) -> torch.Tensor:
+    """sum_j a_j b_{(k + sign * j) mod D} by gathering b into a (D, D) circulant: the form traced
+    for export (ONNX has no FFT operator). O(D^2) per vector against the FFT's O(D log D), which
+    at embedding sizes of 10-16 costs little; same values up to rounding."""
+    D = int(a.shape[-1])
+    k = np.arange(D)
+    idx = torch.from_numpy((k[:, None] + sign * k[None, :]) % D).to(b.device)  # (D, D), constant
+    return (b[..., idx] * a.unsqueeze(-2)).sum(-1)
 
 
 class HolographicInteraction(nn.Module):

@@ -38,9 +38,11 @@ class FieldLayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_fields, dim))
         self.bias = nn.Parameter(torch.zeros(num_fields, dim))
         self.eps = eps
+        self.dim = dim
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(e, e.shape[-1:], eps=self.eps) * self.weight + self.bias
+        # (self.dim,), a Python int, not e.shape[-1:]: the ONNX exporter needs a constant shape.
+        return F.layer_norm(e, (self.dim,), eps=self.eps) * self.weight + self.bias
 
 
 class MaskBlock(nn.Module):

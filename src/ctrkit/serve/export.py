@@ -178,14 +178,18 @@ def _verify_batches(schema: FeatureSchema) -> list[Batch]:
 
 def _short(e: BaseException) -> str:
     msg = f"{type(e).__name__}: {e}".strip()
-    first = msg.splitlines()[0] if msg else type(e).__name__
-    return first[:500]
+    lines = [ln.strip() for ln in msg.splitlines() if ln.strip()] or [type(e).__name__]
+    # TorchScript's interpreter errors open with a generic line and end with the real cause.
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+    return text[:500]
 
 
 def _max_diff(got: np.ndarray, want: np.ndarray, n: int, what: str, tol: float) -> float:
     """max |got - want|; raises when the shapes differ or the difference exceeds ``tol``."""
+    if got.shape != want.shape:
+        raise RuntimeError(f"{what} output has shape {got.shape} for a batch of {n}, eager {want.shape}")
     diff = float(np.abs(got - want).max()) if want.size else 0.0
-    if got.shape != want.shape or not diff <= tol:
+    if not diff <= tol:
         raise RuntimeError(f"{what} scores differ from eager on a batch of {n} (max abs diff {diff:.3g})")
     return diff
 
