@@ -1,9 +1,9 @@
 """FuxiCTR side of benchmarks/frappe_speed.py (run with the fuxictr venv's python).
 
-PyPI's fuxictr 2.3.10 ships layers, the data pipeline and BaseModel but no model_zoo: DCN (and
+PyPI's fuxictr 2.3.10 ships layers, the data pipeline and BaseModel but no model_zoo: AFM, DCN (and
 CrossNet), DCNv2 (and CrossNetV2, its crossnet_only form), xDeepFM, AutoInt(+), FiBiNET, MaskNet
 (parallel) and FinalNet below are thin classes written against fuxictr's public layers with the
-structure of FuxiCTR's model_zoo files (model_zoo/DCN/DCN_torch, DCNv2, xDeepFM, AutoInt,
+structure of FuxiCTR's model_zoo files (model_zoo/AFM, DCN/DCN_torch, DCNv2, xDeepFM, AutoInt,
 FiBiNET, MaskNet, FinalNet). Blocks that model_zoo
 defines in the model file itself (AutoInt's MultiHeadSelfAttention, MaskNet's MaskBlock,
 FinalNet's FeatureGating / FinalBlock / FactorizedInteraction) are re-stated here.
@@ -41,7 +41,7 @@ from fuxictr.features import FeatureMap
 from fuxictr.preprocess import FeatureProcessor, build_dataset
 from fuxictr.pytorch.dataloaders import RankDataLoader
 from fuxictr.pytorch.layers import (BilinearInteractionV2, CompressedInteractionNet, CrossNet, CrossNetV2, FeatureEmbedding,
-                                    LogisticRegression, MLP_Block, ScaledDotProductAttention, SqueezeExcitation)
+                                    InnerProductInteraction, LogisticRegression, MLP_Block, ScaledDotProductAttention, SqueezeExcitation)
 from fuxictr.pytorch.models import BaseModel
 from fuxictr.pytorch.torch_utils import get_activation, seed_everything
 
@@ -118,6 +118,36 @@ class DCNv2(_Model):
         else:
             final_out = torch.cat([self.stacked_dnn(cross_out), self.parallel_dnn(feature_emb)], dim=-1)
         return {"y_pred": self.output_activation(self.fc(final_out))}
+
+
+class AFM(_Model):
+    """model_zoo/AFM: pair-wise element-wise products, attention-weighted sum with dropout on the
+    weights and on the pooled vector, plus logistic regression."""
+
+    def __init__(self, feature_map, embedding_dim=10, attention_dim=10, attention_dropout=(0, 0), use_attention=True,
+                 learning_rate=1e-3, **kwargs):
+        super().__init__(feature_map, **kwargs)
+        self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
+        self.product_layer = InnerProductInteraction(feature_map.num_fields, output="elementwise_product")
+        self.use_attention = use_attention
+        if use_attention:
+            self.attention = nn.Sequential(nn.Linear(embedding_dim, attention_dim), nn.ReLU(),
+                                           nn.Linear(attention_dim, 1, bias=False), nn.Softmax(dim=1))
+            self.weight_p = nn.Linear(embedding_dim, 1, bias=False)
+            self.dropout1 = nn.Dropout(attention_dropout[0])
+            self.dropout2 = nn.Dropout(attention_dropout[1])
+        self.lr_layer = LogisticRegression(feature_map, use_bias=True)
+        self._finish(kwargs, learning_rate)
+
+    def forward(self, inputs):
+        X = self.get_inputs(inputs)
+        products = self.product_layer(self.embedding_layer(X))  # (B, P, D)
+        if self.use_attention:
+            weights = self.dropout1(self.attention(products))
+            afm_out = self.weight_p(self.dropout2((weights * products).sum(dim=1)))
+        else:
+            afm_out = products.flatten(start_dim=1).sum(dim=-1, keepdim=True)
+        return {"y_pred": self.output_activation(self.lr_layer(X) + afm_out)}
 
 
 class xDeepFM(_Model):
@@ -353,7 +383,7 @@ class FinalNet(_Model):
         return loss + loss1 + loss2
 
 
-MODELS = {"DCN": DCN, "CrossNet": DCN, "DCNv2": DCNv2, "CrossNetV2": DCNv2, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
+MODELS = {"AFM": AFM, "DCN": DCN, "CrossNet": DCN, "DCNv2": DCNv2, "CrossNetV2": DCNv2, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
           "MaskNet": MaskNet, "FinalNet": FinalNet}
 
 
