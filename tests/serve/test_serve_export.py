@@ -168,7 +168,7 @@ def test_export_cli_and_other_models(serve_data, tmp_path):
             assert np.abs(Predictor.load(tmp_path / "b", backend=b).predict_batch(batch) - ref).max() < 1e-5
 
 
-@pytest.mark.parametrize("model", ["DIN", "SDIM"])
+@pytest.mark.parametrize("model", ["DIN", "SDIM", "DIEN", "ETA"])
 def test_behaviour_sequence_models_serve_json_lists(serve_data, tmp_path, model):
     # A behaviour-sequence model exported and served: JSON records with the histories as lists
     # score like offline evaluation of the trained run, on every backend the export kept.
@@ -180,8 +180,10 @@ def test_behaviour_sequence_models_serve_json_lists(serve_data, tmp_path, model)
     bundle = export_run(run, tmp_path / "bundle")
     meta = json.loads((bundle / "metadata.json").read_text())
     kept = ["eager"] + [b for b, v in meta["backends"].items() if v.get("ok") and not b.endswith("_int8") and b != "eager"]
-    if model == "DIN":  # its pooling is traced in a dense form that ONNX can express
-        assert "torchscript" in kept and "onnx" in kept, meta["backends"]
+    # DIN's pooling is traced in a dense form ONNX can express; DIEN and ETA are traced and served
+    # with histories padded to max_len (their traced loop / top-k size is the traced length).
+    assert "torchscript" in kept and "onnx" in kept, meta["backends"]
+    assert meta["pad_sequences_to_max_len"] == (model in ("DIEN", "ETA"))
     ref = _offline_probs(run)
     recs = json_records(_raw_test(serve_data))
     for backend in kept:

@@ -41,6 +41,10 @@ class CTRModel(nn.Module):
     multi_task: ClassVar[bool] = False
     #: Small parameter overrides the common test suite uses so every model stays quick to test.
     test_params: ClassVar[dict[str, Any]] = {}
+    #: True for models whose traced (TorchScript / ONNX) form fixes the history length it was
+    #: traced with (a loop over positions, a top-k sized by it): the export then traces and serves
+    #: every sequence padded to its schema ``max_len``.
+    export_full_length: ClassVar[bool] = False
 
     def __init__(self, schema: FeatureSchema, config: Any):
         super().__init__()

@@ -101,6 +101,8 @@ class InterestEvolution(nn.Module):
 class DIEN(CTRModel):
     config_class = DIENConfig
     test_params = {"aux_hidden_units": [8], "hidden_units": [32, 16]}
+    # AUGRU loops over the positions: a traced form runs as many steps as it was traced with.
+    export_full_length = True
 
     def __init__(self, schema: FeatureSchema, config: DIENConfig):
         super().__init__(schema, config)

@@ -57,6 +57,8 @@ class ETAConfig:
 class ETA(CTRModel):
     config_class = ETAConfig
     test_params = {"hidden_units": [32, 16], "topk": 4}
+    # The retrieval's top-k size is min(topk, L): a traced form fixes it at the traced length.
+    export_full_length = True
 
     def __init__(self, schema: FeatureSchema, config: ETAConfig):
         super().__init__(schema, config)

@@ -126,6 +126,24 @@ def batch_tensors(batch: Batch, schema: FeatureSchema) -> tuple[torch.Tensor, ..
     return tuple(out)
 
 
+def pad_sequences(batch: Batch, schema: FeatureSchema) -> Batch:
+    """``batch`` with every sequence field right-padded to its schema ``max_len`` (with the
+    owner's padding row, which ``lengths`` masks): the input of a model exported with
+    ``export_full_length``. Rows are never truncated here (the encoder already cut them to
+    ``max_len``)."""
+    if not schema.sequences:
+        return batch
+    layout = FieldLayout.from_schema(schema)
+    seqs = dict(batch.sequences)
+    for f in schema.sequences:
+        s = seqs[f.name]
+        B, L = s.values.shape
+        if L < f.max_len:
+            pad = torch.full((B, f.max_len - L), layout.offset(f.name), dtype=s.values.dtype)
+            seqs[f.name] = SequenceBatch(torch.cat([s.values, pad], 1), s.lengths)
+    return Batch(ids=batch.ids, dense=batch.dense, labels=batch.labels, sequences=seqs, group=batch.group, domain=batch.domain)
+
+
 def synthetic_batch(schema: FeatureSchema, n: int, *, seed: int = 0, max_len: int = 5) -> Batch:
     """A random valid batch of ``n`` rows (for tracing, verification and benchmarks)."""
     g = torch.Generator().manual_seed(seed)
@@ -157,7 +175,9 @@ def _eager_probs(model: nn.Module, schema: FeatureSchema, batch: Batch) -> np.nd
         return torch.sigmoid(torch.stack([out.logits[t].reshape(-1) for t in schema.task_names], 1)).numpy()
 
 
-def _check_onnx(path: Path, names: list[str], schema: FeatureSchema, model: torch.nn.Module, label: str, tol: float) -> None:
+def _check_onnx(
+    path: Path, names: list[str], schema: FeatureSchema, model: torch.nn.Module, label: str, tol: float, full_length: bool = False
+) -> None:
     """Score the verification batches with the ONNX file at ``path`` (one ONNX Runtime thread) and
     compare with the eager model; raises naming ``label`` when they differ by more than ``tol``."""
     import onnxruntime as ort
@@ -166,14 +186,22 @@ def _check_onnx(path: Path, names: list[str], schema: FeatureSchema, model: torc
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     feed_names = [i.name for i in sess.get_inputs()]
-    for b in _verify_batches(schema):
-        feed = {n: t.numpy() for n, t in zip(names, batch_tensors(b, schema)) if n in feed_names}
+    for b in _verify_batches(schema, full_length):
+        fed = pad_sequences(b, schema) if full_length else b
+        feed = {n: t.numpy() for n, t in zip(names, batch_tensors(fed, schema)) if n in feed_names}
         _max_diff(sess.run(["probs"], feed)[0], _eager_probs(model, schema, b), len(b), label, tol)
 
 
-def _verify_batches(schema: FeatureSchema) -> list[Batch]:
+def _verify_batches(schema: FeatureSchema, full_length: bool = False) -> list[Batch]:
     # Sizes and sequence lengths other than the tracing example's: catches baked-in shapes.
-    return [synthetic_batch(schema, 1, seed=11, max_len=2), synthetic_batch(schema, 37, seed=12, max_len=9)]
+    # (Within max_len when the form is fed padded to max_len.)
+    long = min([9] + [f.max_len for f in schema.sequences]) if full_length else 9
+    return [synthetic_batch(schema, 1, seed=11, max_len=min(2, long)), synthetic_batch(schema, 37, seed=12, max_len=long)]
+
+
+def _example(schema: FeatureSchema, full_length: bool) -> tuple[torch.Tensor, ...]:
+    b = synthetic_batch(schema, 8, seed=1)
+    return batch_tensors(pad_sequences(b, schema) if full_length else b, schema)
 
 
 def _short(e: BaseException) -> str:
@@ -195,11 +223,17 @@ def _max_diff(got: np.ndarray, want: np.ndarray, n: int, what: str, tol: float) 
 
 
 def _export_torchscript(
-    wrapper: TensorModel, schema: FeatureSchema, path: Path, *, tol: float = VERIFY_TOL, reference: nn.Module | None = None
+    wrapper: TensorModel,
+    schema: FeatureSchema,
+    path: Path,
+    *,
+    tol: float = VERIFY_TOL,
+    reference: nn.Module | None = None,
+    full_length: bool = False,
 ) -> tuple[bool, str | None]:
     """Trace ``wrapper`` to ``path`` and check it against ``reference`` (default: the wrapped
     model) within ``tol`` on :func:`_verify_batches`."""
-    example = batch_tensors(synthetic_batch(schema, 8, seed=1), schema)
+    example = _example(schema, full_length)
     ref = reference if reference is not None else wrapper.model
     try:
         with warnings.catch_warnings():
@@ -209,9 +243,9 @@ def _export_torchscript(
             traced = torch.jit.freeze(traced.eval()) if hasattr(torch.jit, "freeze") else traced
         traced.save(str(path))
         loaded = torch.jit.load(str(path))
-        for b in _verify_batches(schema):
+        for b in _verify_batches(schema, full_length):
             with torch.no_grad():
-                got = loaded(*batch_tensors(b, schema)).numpy()
+                got = loaded(*batch_tensors(pad_sequences(b, schema) if full_length else b, schema)).numpy()
             _max_diff(got, _eager_probs(ref, schema, b), len(b), "traced", tol)
     except Exception as e:  # noqa: BLE001 - any failure means "no TorchScript for this model"
         path.unlink(missing_ok=True)
@@ -219,13 +253,13 @@ def _export_torchscript(
     return True, None
 
 
-def _export_onnx(wrapper: TensorModel, schema: FeatureSchema, path: Path) -> tuple[bool, str | None]:
+def _export_onnx(wrapper: TensorModel, schema: FeatureSchema, path: Path, full_length: bool = False) -> tuple[bool, str | None]:
     names = input_names(schema)
     dyn: dict[str, dict[int, str]] = {n: {0: "batch"} for n in names}
     for f in schema.sequences:
         dyn[f"{f.name}.values"] = {0: "batch", 1: f"{f.name}_len"}
     dyn["probs"] = {0: "batch"}
-    example = batch_tensors(synthetic_batch(schema, 8, seed=1), schema)
+    example = _example(schema, full_length)
     try:
         import onnxruntime  # noqa: F401 - without it there is no ONNX form to verify
 
@@ -243,7 +277,7 @@ def _export_onnx(wrapper: TensorModel, schema: FeatureSchema, path: Path) -> tup
                     opset_version=17,
                     dynamo=False,
                 )
-        _check_onnx(path, names, schema, wrapper.model, "ONNX Runtime", VERIFY_TOL)
+        _check_onnx(path, names, schema, wrapper.model, "ONNX Runtime", VERIFY_TOL, full_length)
     except Exception as e:  # noqa: BLE001 - any failure means "no ONNX for this model"
         path.unlink(missing_ok=True)
         return False, _short(e)
@@ -267,16 +301,25 @@ def quantized_linear_model(model: nn.Module) -> nn.Module:
         return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
 
 
-def _export_torchscript_int8(model: nn.Module, schema: FeatureSchema, path: Path) -> tuple[bool, str | None]:
+def _export_torchscript_int8(model: nn.Module, schema: FeatureSchema, path: Path, full_length: bool = False) -> tuple[bool, str | None]:
     try:
         qmodel = quantized_linear_model(model)
     except Exception as e:  # noqa: BLE001 - no quantization support in this torch build
         return False, _short(e)
-    return _export_torchscript(TensorModel(qmodel, schema).eval(), schema, path, tol=QUANT_SANITY_TOL, reference=model)
+    return _export_torchscript(
+        TensorModel(qmodel, schema).eval(), schema, path, tol=QUANT_SANITY_TOL, reference=model, full_length=full_length
+    )
 
 
 def _export_onnx_int8(
-    model: nn.Module, schema: FeatureSchema, src: Path, path: Path, *, reduce_range: bool = True, per_channel: bool = False
+    model: nn.Module,
+    schema: FeatureSchema,
+    src: Path,
+    path: Path,
+    *,
+    reduce_range: bool = True,
+    per_channel: bool = False,
+    full_length: bool = False,
 ) -> tuple[bool, str | None]:
     """``src`` (the fp32 ONNX) with int8 weights for every MatMul/Gemm, checked against eager.
 
@@ -300,7 +343,7 @@ def _export_onnx_int8(
                 per_channel=per_channel,
                 extra_options={"MatMulConstBOnly": True},
             )
-        _check_onnx(path, names, schema, model, "int8 ONNX Runtime", QUANT_SANITY_TOL)
+        _check_onnx(path, names, schema, model, "int8 ONNX Runtime", QUANT_SANITY_TOL, full_length)
     except Exception as e:  # noqa: BLE001 - any failure means "no int8 ONNX for this model"
         path.unlink(missing_ok=True)
         return False, _short(e)
@@ -416,25 +459,26 @@ def export_run(
         shutil.copyfile(run / "encoders.json", tmp / "encoders.json")
         torch.save(model.state_dict(), tmp / "model.pt")
         wrapper = TensorModel(model, schema).eval()
+        full = bool(getattr(model, "export_full_length", False)) and bool(schema.sequences)
         backends: dict[str, dict[str, Any]] = {"eager": {"ok": True, "file": "model.pt"}}
         if torchscript:
-            ok, why = _export_torchscript(wrapper, schema, tmp / "model.ts")
+            ok, why = _export_torchscript(wrapper, schema, tmp / "model.ts", full_length=full)
             backends["torchscript"] = {"ok": ok, "file": "model.ts" if ok else None, "error": why}
         else:
             backends["torchscript"] = {"ok": False, "file": None, "error": "not requested"}
         if onnx:
-            ok, why = _export_onnx(wrapper, schema, tmp / "model.onnx")
+            ok, why = _export_onnx(wrapper, schema, tmp / "model.onnx", full)
             backends["onnx"] = {"ok": ok, "file": "model.onnx" if ok else None, "error": why}
         else:
             backends["onnx"] = {"ok": False, "file": None, "error": "not requested"}
         if quantize == "int8":
             if backends["onnx"]["ok"]:
-                ok, why = _export_onnx_int8(model, schema, tmp / "model.onnx", tmp / INT8_BACKENDS["onnx_int8"])
+                ok, why = _export_onnx_int8(model, schema, tmp / "model.onnx", tmp / INT8_BACKENDS["onnx_int8"], full_length=full)
             else:
                 ok, why = False, f"needs the fp32 ONNX export ({backends['onnx']['error']})"
             backends["onnx_int8"] = {"ok": ok, "file": INT8_BACKENDS["onnx_int8"] if ok else None, "error": why, "quantized": "int8"}
             if torchscript:
-                ok, why = _export_torchscript_int8(model, schema, tmp / INT8_BACKENDS["torchscript_int8"])
+                ok, why = _export_torchscript_int8(model, schema, tmp / INT8_BACKENDS["torchscript_int8"], full)
             else:
                 ok, why = False, "not requested"
             backends["torchscript_int8"] = {
@@ -453,6 +497,8 @@ def export_run(
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "source_run": str(run.resolve()),
             "inputs": input_names(schema),
+            # Traced forms of this model take every sequence padded to its max_len.
+            "pad_sequences_to_max_len": full,
             "backends": backends,
             "quantize": quantize,
             "files": files,

@@ -888,16 +888,18 @@ class Predictor:
 
 def _make_runner(d: Path, meta: dict[str, Any], schema: FeatureSchema, backend: str, threads: int | None):
     """A function (Batch) -> (B, T) float32 numpy probabilities for ``backend``."""
-    from ctrkit.serve.export import batch_tensors, input_names
+    from ctrkit.serve.export import batch_tensors, input_names, pad_sequences
 
     tasks = list(schema.task_names)
     seq_names = [f.name for f in schema.sequences]  # schema properties are rebuilt per access
+    full_length = bool(meta.get("pad_sequences_to_max_len")) and backend != "eager"
 
     def tensors(b: Batch) -> tuple[torch.Tensor, ...]:
-        """:func:`~ctrkit.serve.export.batch_tensors`, with the schema read once."""
+        """:func:`~ctrkit.serve.export.batch_tensors`, with the schema read once (sequences padded
+        to max_len for a traced form that needs it)."""
         if schema.domain is None and not seq_names:
             return (b.ids, b.dense)
-        return batch_tensors(b, schema)
+        return batch_tensors(pad_sequences(b, schema) if full_length else b, schema)
 
     if backend == "eager":
         from ctrkit.models.registry import build_model
