@@ -46,7 +46,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", default=str(REPO.parent / "shared" / "data" / "frappe_x1"))
     ap.add_argument("--models", default="", help="comma-separated model names (default: all)")
-    ap.add_argument("--mode", choices=["sparse", "dense"], default="sparse")
+    ap.add_argument("--mode", choices=["sparse", "dense"], default=None,
+                    help="embedding updates: row-sparse or dense Adam (default: the config's training.embedding_mode, "
+                         "else sparse)")
     ap.add_argument("--seed", type=int, default=None, help="override the BARS seed (2021)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(REPO / "bench_out" / "bars_frappe_x1"))
@@ -73,12 +75,13 @@ def main() -> int:
     for cfg in load_configs(names):
         model = cfg["model"]["name"]
         seed = args.seed if args.seed is not None else cfg["training"].get("seed", 2021)
-        key = f"{model}|{args.mode}|{seed}"
+        mode = args.mode or cfg["training"].get("embedding_mode", "sparse")
+        key = f"{model}|{mode}|{seed}"
         if key in done:
             rows.append(done[key])
             continue
-        training = dict(cfg["training"], seed=seed, embedding_mode=args.mode, threads=args.threads, progress=False)
-        run_dir = out / "runs" / f"{model}-{args.mode}-{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        training = dict(cfg["training"], seed=seed, embedding_mode=mode, threads=args.threads, progress=False)
+        run_dir = out / "runs" / f"{model}-{mode}-{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = {
             "dataset": {"name": "frappe_x1", "source": args.source, "store": str(out / "store")},
             "model": cfg["model"],
@@ -93,7 +96,7 @@ def main() -> int:
         bars = cfg.get("bars") or {}
         r = {
             "model": model,
-            "mode": args.mode,
+            "mode": mode,
             "seed": seed,
             "auc": m["test"][task]["auc"],
             "logloss": m["test"][task]["logloss"],
@@ -111,7 +114,7 @@ def main() -> int:
         rows.append(r)
         print_row(r, flush=True)
     print()
-    print(f"Frappe_x1, embeddings {args.mode}, torch threads {args.threads}, POLARS_MAX_THREADS={os.environ.get('POLARS_MAX_THREADS', 'unset')}")
+    print(f"Frappe_x1, embeddings {args.mode or 'per config (default sparse)'}, torch threads {args.threads}, POLARS_MAX_THREADS={os.environ.get('POLARS_MAX_THREADS', 'unset')}")
     print_table(rows)
     return 0
 
@@ -124,13 +127,14 @@ def print_row(r: dict, flush: bool = False) -> None:
     d = None if r["bars_auc"] is None else r["auc"] - r["bars_auc"]
     print(
         f"{r['model']:<10} {r['auc']:.4f}  {_fmt(r['bars_auc'], '.4f'):>6}  {_fmt(d, '+.4f'):>7}  "
-        f"{r['logloss']:.4f}  {_fmt(r['bars_logloss'], '.4f'):>6}  {r['epochs']:>3}  {r['seconds']:>7.1f}  {r['train_samples_per_sec']:>8.0f}",
+        f"{r['logloss']:.4f}  {_fmt(r['bars_logloss'], '.4f'):>6}  {r['epochs']:>3}  {r['seconds']:>7.1f}  {r['train_samples_per_sec']:>8.0f}"
+        f"  {r['mode']}",
         flush=flush,
     )
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'model':<10} {'AUC':<6}  {'BARS':>6}  {'delta':>7}  {'logloss':<6}  {'BARS':>6}  {'ep':>3}  {'seconds':>7}  {'train/s':>8}")
+    print(f"{'model':<10} {'AUC':<6}  {'BARS':>6}  {'delta':>7}  {'logloss':<6}  {'BARS':>6}  {'ep':>3}  {'seconds':>7}  {'train/s':>8}  embeddings")
     for r in rows:
         print_row(r)
     within = [r for r in rows if r["bars_auc"] is not None and abs(r["auc"] - r["bars_auc"]) <= 0.003]
