@@ -218,3 +218,57 @@ def test_fast_path_bucketized_hashed_and_normalized_fields(serve_data):
     for frame in _frames(serve_data, 300):
         fast, slow = _both(p, frame)
         _same_batch(fast, slow)
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_single_record_path_equals_general_path(serve_data, monkeypatch, hashed):
+    """A schema without sequences or domains: one record goes through ``_encode_one`` (unless a
+    field is hashed, when it takes the column path) and gives the general path's ids and floats:
+    log2 / quantile buckets, standard / minmax / log / plain numerics, missing, unseen, None,
+    ints / floats / bools as categories, non-finite numbers (fallback)."""
+    from ctrkit.serve import predictor as mod
+
+    raw = FeatureSchema.from_yaml(serve_data / "schema.yaml").to_dict()
+    feats = []
+    for f in raw["features"]:
+        f = {k: v for k, v in f.items() if v is not None}
+        if f["kind"] == "sequence":
+            continue
+        if f["name"] == "I1":
+            feats += [{"name": "I1", "kind": "numeric", "bucketize": {"method": "criteo_log2"}, "fill_value": -1.5},
+                      {"name": "I1q", "column": "I1", "kind": "numeric", "bucketize": {"method": "quantile", "num_buckets": 7}},
+                      {"name": "I1s", "column": "I1", "kind": "numeric", "normalizer": "standard", "fill_value": 2.0}]
+            continue
+        if f["name"] == "I2":
+            f = {"name": "I2", "kind": "numeric", "normalizer": "minmax"}
+        if f["name"] == "I3":
+            f = {"name": "I3", "kind": "numeric", "normalizer": "log"}
+        if f["name"] == "C2" and hashed:
+            f = {**f, "hash_buckets": 50, "fill_value": "NA"}
+        feats.append(f)
+    raw["features"] = feats
+    raw["group"] = None
+    schema = FeatureSchema.from_dict(raw)
+    enc = Encoders.fit(schema, pl.scan_csv(serve_data / "train.tsv", separator="\t", infer_schema=False))
+    fitted = enc.fitted_schema()
+    enc = Encoders(fitted, enc.vocabs, enc.stats, enc.edges, enc.domains)
+    p = Predictor(serve_data, {}, fitted, enc, "eager", runner=lambda b: None)
+    assert p._fast is not None
+    one, cols = [], []
+    monkeypatch.setattr(mod._FastEncoder, "_encode_one", lambda self, r, f=mod._FastEncoder._encode_one: one.append(1) or f(self, r))
+    monkeypatch.setattr(mod._FastEncoder, "_encode_columns",
+                        lambda self, *a, f=mod._FastEncoder._encode_columns: cols.append(1) or f(self, *a))
+    recs = _tricky(_recs(serve_data, 120))
+    for r in recs[::7]:
+        r["I1"] = 1e6 if r["I1"] is None else -r["I1"]
+    for r in recs:
+        fast, slow = _both(p, [r])
+        _same_batch(fast, slow)
+    assert len(one) == len(recs)
+    assert len(cols) == (len(recs) if hashed else 0)  # a hashed field: the column path
+    bad = dict(recs[5], I2=float("inf"))  # non-finite: the general path's error, on both paths
+    for fast in (True, False):
+        p.fast_encoding = fast
+        with pytest.raises(InputError, match="I2"):
+            p.encode([bad])
+    p.fast_encoding = True

@@ -443,7 +443,61 @@ class _FastEncoder:
             raise _Fallback
         if self.missing == "error" and any(not (self.inputs <= r.keys()) for r in records):
             raise _Fallback
+        if n == 1 and not self.seq and self.domain is None:
+            one = self._encode_one(records[0])
+            if one is not None:
+                return one
         return self._encode_columns(self._extract(records), n, n < _SMALL, {})
+
+    @staticmethod
+    def _one_number(v: Any, fill: float) -> float:
+        """One raw numeric value as :meth:`_numbers` + :meth:`_filled` treat it (small path)."""
+        if v is None:
+            return fill
+        if type(v) not in _NUM_TYPES:
+            raise _Fallback
+        try:
+            x = float(v)
+        except OverflowError:
+            raise _Fallback from None
+        if not math.isfinite(x):
+            raise _Fallback
+        return x
+
+    def _encode_one(self, r: dict) -> Batch | None:
+        """A single record (the one-request path of a server) without the per-column lists of
+        :meth:`_encode_columns`: the same lookups and arithmetic in one pass over the fields, so
+        the same ids and floats. None where that path has work this one does not do (hashed
+        categories: the caller then takes the column path)."""
+        get = r.get
+        ids: list[int] = []
+        for kind, src, fill, d, hb, edges in self.cat:
+            v = get(src)
+            if kind == "cat":
+                if d is None:
+                    return None
+                try:
+                    ids.append(d[v])
+                except TypeError:  # unhashable: the general path names it
+                    raise _Fallback from None
+                continue
+            x = self._one_number(v, fill)
+            if kind == "quantile":
+                ids.append(bisect.bisect_right(edges, x) + NUM_RESERVED)
+            else:
+                ids.append(self._lookup_tokens([self._log2_token(x)], d, hb)[0])
+        dense: list[float] = []
+        for norm, src, fill, (a, b) in self.num:
+            x = self._one_number(get(src), fill)
+            if norm in ("standard", "minmax"):
+                x = (x - a) / b
+            elif norm == "log":
+                x = self._signed_log1p(x)
+            dense.append(x)
+        id_arr = np.array([ids], dtype=np.int64).reshape(1, len(ids))
+        id_arr += self.offsets
+        dense_arr = np.array([dense], dtype=np.float64).reshape(1, len(dense)).astype(np.float32)
+        return Batch(ids=torch.from_numpy(id_arr), dense=torch.from_numpy(dense_arr))
 
     def encode_table(self, table: pl.DataFrame, exprs: Sequence[pl.Expr]) -> Batch:
         """A table of raw columns -> Batch, in one Polars select and no per-record step.
