@@ -1,11 +1,11 @@
 """FuxiCTR side of benchmarks/frappe_speed.py (run with the fuxictr venv's python).
 
-PyPI's fuxictr 2.3.10 ships layers, the data pipeline and BaseModel but no model_zoo: AFM, DCN (and
-CrossNet), DCNv2 (and CrossNetV2, its crossnet_only form), xDeepFM, AutoInt(+), FiBiNET, MaskNet
-(parallel) and FinalNet below are thin classes written against fuxictr's public layers with the
-structure of FuxiCTR's model_zoo files (model_zoo/AFM, DCN/DCN_torch, DCNv2, xDeepFM, AutoInt,
-FiBiNET, MaskNet, FinalNet). Blocks that model_zoo
-defines in the model file itself (AutoInt's MultiHeadSelfAttention, MaskNet's MaskBlock,
+PyPI's fuxictr 2.3.10 ships layers, the data pipeline and BaseModel but no model_zoo: AFM, HOFM,
+DCN (and CrossNet), DCNv2 (and CrossNetV2, its crossnet_only form), xDeepFM, AutoInt(+), FiBiNET,
+MaskNet (parallel) and FinalNet below are thin classes written against fuxictr's public layers
+with the structure of FuxiCTR's model_zoo files (model_zoo/AFM, HOFM, DCN/DCN_torch, DCNv2,
+xDeepFM, AutoInt, FiBiNET, MaskNet, FinalNet). Blocks that model_zoo defines in the model file
+itself (AutoInt's MultiHeadSelfAttention, MaskNet's MaskBlock,
 FinalNet's FeatureGating / FinalBlock / FactorizedInteraction) are re-stated here.
 
     --prepare                       FeatureProcessor + build_dataset over the Frappe CSVs (once)
@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import time
+from itertools import combinations
 from pathlib import Path
 
 import torch
@@ -148,6 +149,36 @@ class AFM(_Model):
         else:
             afm_out = products.flatten(start_dim=1).sum(dim=-1, keepdim=True)
         return {"y_pred": self.output_activation(self.lr_layer(X) + afm_out)}
+
+
+class HOFM(_Model):
+    """model_zoo/HOFM: logistic regression plus the order-2 inner products and, for each order
+    3..m, the sum over field combinations of the element-wise products, each order with its own
+    embedding table (reuse_embedding False)."""
+
+    def __init__(self, feature_map, embedding_dim=10, order=3, reuse_embedding=False, learning_rate=1e-3, **kwargs):
+        super().__init__(feature_map, **kwargs)
+        self.order = order
+        self.embedding_layers = nn.ModuleList([FeatureEmbedding(feature_map, embedding_dim) for _ in range(order - 1)])
+        self.inner_product_layer = InnerProductInteraction(feature_map.num_fields)
+        self.lr_layer = LogisticRegression(feature_map, use_bias=True)
+        self.combos = {i: [torch.LongTensor(ix) for ix in zip(*combinations(range(feature_map.num_fields), i))]
+                       for i in range(3, order + 1)}
+        self._finish(kwargs, learning_rate)
+
+    def forward(self, inputs):
+        X = self.get_inputs(inputs)
+        y_pred = self.lr_layer(X)
+        for i in range(2, self.order + 1):
+            emb = self.embedding_layers[i - 2](X)
+            if i == 2:
+                y_pred = y_pred + self.inner_product_layer(emb)
+            else:
+                prod = torch.index_select(emb, 1, self.combos[i][0])
+                for idx in self.combos[i][1:]:
+                    prod = prod * torch.index_select(emb, 1, idx)
+                y_pred = y_pred + prod.sum((1, 2)).view(-1, 1)
+        return {"y_pred": self.output_activation(y_pred)}
 
 
 class xDeepFM(_Model):
@@ -383,7 +414,7 @@ class FinalNet(_Model):
         return loss + loss1 + loss2
 
 
-MODELS = {"AFM": AFM, "DCN": DCN, "CrossNet": DCN, "DCNv2": DCNv2, "CrossNetV2": DCNv2, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
+MODELS = {"AFM": AFM, "HOFM": HOFM, "DCN": DCN, "CrossNet": DCN, "DCNv2": DCNv2, "CrossNetV2": DCNv2, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
           "MaskNet": MaskNet, "FinalNet": FinalNet}
 
 
