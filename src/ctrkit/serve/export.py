@@ -38,6 +38,7 @@ complete, so a crash never leaves a half-written bundle that looks finished.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -113,8 +114,11 @@ def input_names(schema: FeatureSchema) -> list[str]:
     return names
 
 
-def batch_tensors(batch: Batch, schema: FeatureSchema) -> tuple[torch.Tensor, ...]:
-    """The portable model's positional inputs for ``batch``."""
+def batch_tensors(batch: Batch, schema: FeatureSchema, *, full_length: bool = False) -> tuple[torch.Tensor, ...]:
+    """The portable model's positional inputs for ``batch`` (``full_length``: sequences padded to
+    their ``max_len``, as a model exported with ``export_full_length`` takes them)."""
+    if full_length:
+        batch = pad_sequences(batch, schema)
     out = [batch.ids, batch.dense]
     if schema.domain is not None:
         if batch.domain is None:
@@ -141,7 +145,7 @@ def pad_sequences(batch: Batch, schema: FeatureSchema) -> Batch:
         if L < f.max_len:
             pad = torch.full((B, f.max_len - L), layout.offset(f.name), dtype=s.values.dtype)
             seqs[f.name] = SequenceBatch(torch.cat([s.values, pad], 1), s.lengths)
-    return Batch(ids=batch.ids, dense=batch.dense, labels=batch.labels, sequences=seqs, group=batch.group, domain=batch.domain)
+    return dataclasses.replace(batch, sequences=seqs)
 
 
 def synthetic_batch(schema: FeatureSchema, n: int, *, seed: int = 0, max_len: int = 5) -> Batch:
@@ -187,8 +191,7 @@ def _check_onnx(
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     feed_names = [i.name for i in sess.get_inputs()]
     for b in _verify_batches(schema, full_length):
-        fed = pad_sequences(b, schema) if full_length else b
-        feed = {n: t.numpy() for n, t in zip(names, batch_tensors(fed, schema)) if n in feed_names}
+        feed = {n: t.numpy() for n, t in zip(names, batch_tensors(b, schema, full_length=full_length)) if n in feed_names}
         _max_diff(sess.run(["probs"], feed)[0], _eager_probs(model, schema, b), len(b), label, tol)
 
 
@@ -197,11 +200,6 @@ def _verify_batches(schema: FeatureSchema, full_length: bool = False) -> list[Ba
     # (Within max_len when the form is fed padded to max_len.)
     long = min([9] + [f.max_len for f in schema.sequences]) if full_length else 9
     return [synthetic_batch(schema, 1, seed=11, max_len=min(2, long)), synthetic_batch(schema, 37, seed=12, max_len=long)]
-
-
-def _example(schema: FeatureSchema, full_length: bool) -> tuple[torch.Tensor, ...]:
-    b = synthetic_batch(schema, 8, seed=1)
-    return batch_tensors(pad_sequences(b, schema) if full_length else b, schema)
 
 
 def _short(e: BaseException) -> str:
@@ -233,7 +231,7 @@ def _export_torchscript(
 ) -> tuple[bool, str | None]:
     """Trace ``wrapper`` to ``path`` and check it against ``reference`` (default: the wrapped
     model) within ``tol`` on :func:`_verify_batches`."""
-    example = _example(schema, full_length)
+    example = batch_tensors(synthetic_batch(schema, 8, seed=1), schema, full_length=full_length)
     ref = reference if reference is not None else wrapper.model
     try:
         with warnings.catch_warnings():
@@ -245,7 +243,7 @@ def _export_torchscript(
         loaded = torch.jit.load(str(path))
         for b in _verify_batches(schema, full_length):
             with torch.no_grad():
-                got = loaded(*batch_tensors(pad_sequences(b, schema) if full_length else b, schema)).numpy()
+                got = loaded(*batch_tensors(b, schema, full_length=full_length)).numpy()
             _max_diff(got, _eager_probs(ref, schema, b), len(b), "traced", tol)
     except Exception as e:  # noqa: BLE001 - any failure means "no TorchScript for this model"
         path.unlink(missing_ok=True)
@@ -259,7 +257,7 @@ def _export_onnx(wrapper: TensorModel, schema: FeatureSchema, path: Path, full_l
     for f in schema.sequences:
         dyn[f"{f.name}.values"] = {0: "batch", 1: f"{f.name}_len"}
     dyn["probs"] = {0: "batch"}
-    example = _example(schema, full_length)
+    example = batch_tensors(synthetic_batch(schema, 8, seed=1), schema, full_length=full_length)
     try:
         import onnxruntime  # noqa: F401 - without it there is no ONNX form to verify
 

@@ -942,7 +942,7 @@ class Predictor:
 
 def _make_runner(d: Path, meta: dict[str, Any], schema: FeatureSchema, backend: str, threads: int | None):
     """A function (Batch) -> (B, T) float32 numpy probabilities for ``backend``."""
-    from ctrkit.serve.export import batch_tensors, input_names, pad_sequences
+    from ctrkit.serve.export import batch_tensors, input_names
 
     tasks = list(schema.task_names)
     seq_names = [f.name for f in schema.sequences]  # schema properties are rebuilt per access
@@ -953,7 +953,7 @@ def _make_runner(d: Path, meta: dict[str, Any], schema: FeatureSchema, backend: 
         to max_len for a traced form that needs it)."""
         if schema.domain is None and not seq_names:
             return (b.ids, b.dense)
-        return batch_tensors(pad_sequences(b, schema) if full_length else b, schema)
+        return batch_tensors(b, schema, full_length=full_length)
 
     if backend == "eager":
         from ctrkit.models.registry import build_model
