@@ -177,13 +177,17 @@ def test_fast_path_is_taken_and_falls_back(deepfm_bundle, serve_data, monkeypatc
     assert np.array_equal(p_err.predict([rec])["click"], p.predict([rec])["click"])
 
 
-def test_fast_path_bucketized_hashed_and_normalized_fields(serve_data):
-    """criteo_log2 and quantile buckets, hashed vocabularies (also shared by a sequence),
-    standard / minmax / log / no normalizers: the same ids and dense values as Polars."""
-    raw = FeatureSchema.from_yaml(serve_data / "schema.yaml").to_dict()
+def _mixed_predictor(data, *, sequences: bool, hash_c2: bool, hash_item_cat: bool, i3_normalizer: str | None) -> Predictor:
+    """A predictor over the serving data's schema with every numeric kind in it: I1 as a
+    criteo_log2 bucket, a quantile bucket and a standard-normalized number; I2 min-max; I3 with
+    ``i3_normalizer``; optionally C2 / item_cat hashed; sequences kept (hist_items truncated
+    post to 3) or dropped. Encoders fitted on train, no model."""
+    raw = FeatureSchema.from_yaml(data / "schema.yaml").to_dict()
     feats = []
     for f in raw["features"]:
         f = {k: v for k, v in f.items() if v is not None}
+        if f["kind"] == "sequence" and not sequences:
+            continue
         if f["name"] == "I1":
             feats += [{"name": "I1", "kind": "numeric", "bucketize": {"method": "criteo_log2"}, "fill_value": -1.5},
                       {"name": "I1q", "column": "I1", "kind": "numeric", "bucketize": {"method": "quantile", "num_buckets": 7}},
@@ -192,10 +196,10 @@ def test_fast_path_bucketized_hashed_and_normalized_fields(serve_data):
         if f["name"] == "I2":
             f = {"name": "I2", "kind": "numeric", "normalizer": "minmax"}
         if f["name"] == "I3":
-            f = {"name": "I3", "kind": "numeric"}
-        if f["name"] == "C2":
+            f = {"name": "I3", "kind": "numeric", **({"normalizer": i3_normalizer} if i3_normalizer else {})}
+        if f["name"] == "C2" and hash_c2:
             f = {**f, "hash_buckets": 50, "fill_value": "NA"}
-        if f["name"] == "item_cat":
+        if f["name"] == "item_cat" and hash_item_cat:
             f = {**f, "hash_buckets": 7}
         if f["name"] == "hist_items":
             f = {**f, "truncate": "post", "max_len": 3}
@@ -203,12 +207,18 @@ def test_fast_path_bucketized_hashed_and_normalized_fields(serve_data):
     raw["features"] = feats
     raw["group"] = None
     schema = FeatureSchema.from_dict(raw)
-    train = pl.scan_csv(serve_data / "train.tsv", separator="\t", infer_schema=False)
-    enc = Encoders.fit(schema, train)
+    enc = Encoders.fit(schema, pl.scan_csv(data / "train.tsv", separator="\t", infer_schema=False))
     fitted = enc.fitted_schema()
     enc = Encoders(fitted, enc.vocabs, enc.stats, enc.edges, enc.domains)
-    p = Predictor(serve_data, {}, fitted, enc, "eager", runner=lambda b: None)
+    p = Predictor(data, {}, fitted, enc, "eager", runner=lambda b: None)
     assert p._fast is not None
+    return p
+
+
+def test_fast_path_bucketized_hashed_and_normalized_fields(serve_data):
+    """criteo_log2 and quantile buckets, hashed vocabularies (also shared by a sequence),
+    standard / minmax / log / no normalizers: the same ids and dense values as Polars."""
+    p = _mixed_predictor(serve_data, sequences=True, hash_c2=True, hash_item_cat=True, i3_normalizer=None)
     recs = _tricky(_recs(serve_data, 300))
     for r in recs[::5]:
         r["I1"] = 1e6 if r["I1"] is None else -r["I1"]
@@ -228,32 +238,7 @@ def test_single_record_path_equals_general_path(serve_data, monkeypatch, hashed)
     ints / floats / bools as categories, non-finite numbers (fallback)."""
     from ctrkit.serve import predictor as mod
 
-    raw = FeatureSchema.from_yaml(serve_data / "schema.yaml").to_dict()
-    feats = []
-    for f in raw["features"]:
-        f = {k: v for k, v in f.items() if v is not None}
-        if f["kind"] == "sequence":
-            continue
-        if f["name"] == "I1":
-            feats += [{"name": "I1", "kind": "numeric", "bucketize": {"method": "criteo_log2"}, "fill_value": -1.5},
-                      {"name": "I1q", "column": "I1", "kind": "numeric", "bucketize": {"method": "quantile", "num_buckets": 7}},
-                      {"name": "I1s", "column": "I1", "kind": "numeric", "normalizer": "standard", "fill_value": 2.0}]
-            continue
-        if f["name"] == "I2":
-            f = {"name": "I2", "kind": "numeric", "normalizer": "minmax"}
-        if f["name"] == "I3":
-            f = {"name": "I3", "kind": "numeric", "normalizer": "log"}
-        if f["name"] == "C2" and hashed:
-            f = {**f, "hash_buckets": 50, "fill_value": "NA"}
-        feats.append(f)
-    raw["features"] = feats
-    raw["group"] = None
-    schema = FeatureSchema.from_dict(raw)
-    enc = Encoders.fit(schema, pl.scan_csv(serve_data / "train.tsv", separator="\t", infer_schema=False))
-    fitted = enc.fitted_schema()
-    enc = Encoders(fitted, enc.vocabs, enc.stats, enc.edges, enc.domains)
-    p = Predictor(serve_data, {}, fitted, enc, "eager", runner=lambda b: None)
-    assert p._fast is not None
+    p = _mixed_predictor(serve_data, sequences=False, hash_c2=hashed, hash_item_cat=False, i3_normalizer="log")
     one, cols = [], []
     monkeypatch.setattr(mod._FastEncoder, "_encode_one", lambda self, r, f=mod._FastEncoder._encode_one: one.append(1) or f(self, r))
     monkeypatch.setattr(mod._FastEncoder, "_encode_columns",
