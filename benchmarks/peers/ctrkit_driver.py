@@ -32,6 +32,7 @@ from pathlib import Path
 
 T_START = time.perf_counter()
 
+import ctrkit  # noqa: E402,F401  (before torch, as the CLI does: ctrkit sets PyTorch's allocator options)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 

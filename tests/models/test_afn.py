@@ -79,3 +79,40 @@ def test_bars_frappe_configs_match_logged_parameter_counts():
         assert cfg["model"]["name"] == name
         model = build_model(name, frappe_like_schema(), cfg["model"]["params"])
         assert sum(p.numel() for p in model.parameters()) == count, name
+
+
+def test_fused_training_path_equals_exp_then_batchnorm():
+    """Training mode runs exp and the neuron BatchNorm as one blocked function; its output, every
+    gradient and the running statistics must equal exp followed by nn.BatchNorm1d."""
+    torch.manual_seed(3)
+    B, F, L, D = 37, 5, 6, 4  # B not a multiple of the block
+    fused = LogarithmicTransform(F, L).double()
+    plain = LogarithmicTransform(F, L).double()
+    plain.load_state_dict(fused.state_dict())
+    with torch.no_grad():  # non-trivial affine parameters
+        for layer in (fused, plain):
+            layer.exp_bn.weight.copy_(torch.linspace(0.5, 1.5, L))
+            layer.exp_bn.bias.copy_(torch.linspace(-0.2, 0.3, L))
+    e = torch.randn(B, F, D, dtype=torch.float64, requires_grad=True)
+    e2 = e.detach().clone().requires_grad_(True)
+    out = fused(e)
+
+    def reference(layer: LogarithmicTransform, x: torch.Tensor) -> torch.Tensor:
+        log_x = layer.log_bn(torch.log(x.abs().clamp_min(layer.eps)))
+        z = layer.coefficient(log_x.transpose(1, 2)).transpose(1, 2)
+        return layer.exp_bn(torch.exp(z)).flatten(1)
+
+    ref = reference(plain, e2)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(out)
+    out.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(e.grad, e2.grad)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(fused.exp_bn, name), getattr(plain.exp_bn, name), msg=name)
+    fused.eval()
+    plain.eval()
+    with torch.no_grad():  # inference takes the plain path: the same values from the same state
+        torch.testing.assert_close(fused(e), reference(plain, e))

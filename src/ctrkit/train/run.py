@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import torch
 
-from ctrkit import __version__
+from ctrkit import HUGE_PAGE_ALLOC, __version__
 from ctrkit.config import RunConfig
 from ctrkit.data.loader import BatchLoader
 from ctrkit.data.store import Store
@@ -140,7 +140,7 @@ def train(
         train_loader, valid_loader = _loaders(store, cfg, rank, world)
         trainer = Trainer(model, t, train_loader, valid_loader, run_dir, rank=rank, world_size=world, on_evaluation=on_evaluation)
         log.info(
-            "ctrkit %s | %s on %s | %d parameters | embeddings %s | threads torch=%d polars=%s | batch %d",
+            "ctrkit %s | %s on %s | %d parameters | embeddings %s | threads torch=%d polars=%s | batch %d | huge-page alloc %s",
             __version__,
             cfg.model.name,
             store.manifest["name"],
@@ -149,6 +149,7 @@ def train(
             torch.get_num_threads(),
             os.environ.get("POLARS_MAX_THREADS", "default"),
             t.batch_size,
+            "on" if HUGE_PAGE_ALLOC else "off",
         )
         state = trainer.fit(resume=resume is not None)
         trainer.restore_best()
