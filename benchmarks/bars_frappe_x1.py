@@ -58,9 +58,9 @@ def main() -> int:
     if not Path(args.source).exists():
         print(f"no Frappe_x1 data at {args.source} (give --source)", file=sys.stderr)
         return 2
-    import torch
+    from ctrkit.train.run import train  # before torch: ctrkit sets PyTorch's allocator options
 
-    from ctrkit.train.run import train
+    import torch
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,7 @@ def ctrkit_worker(args) -> None:
     validation pass: store, seed, build_model, BatchLoader, Trainer.fit); prints one JSON line."""
     import logging
 
+    import ctrkit  # noqa: F401  (before torch, as the CLI: ctrkit sets PyTorch's allocator options)
     import torch
 
     from ctrkit.config import RunConfig
