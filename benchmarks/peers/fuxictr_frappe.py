@@ -1,9 +1,9 @@
 """FuxiCTR side of benchmarks/frappe_speed.py (run with the fuxictr venv's python).
 
-PyPI's fuxictr 2.3.10 ships layers, the data pipeline and BaseModel but no model_zoo: AFM, HOFM,
+PyPI's fuxictr 2.3.10 ships layers, the data pipeline and BaseModel but no model_zoo: AFM, FmFM, HOFM,
 DCN (and CrossNet), DCNv2 (and CrossNetV2, its crossnet_only form), xDeepFM, AutoInt(+), FiBiNET,
 MaskNet (parallel) and FinalNet below are thin classes written against fuxictr's public layers
-with the structure of FuxiCTR's model_zoo files (model_zoo/AFM, HOFM, DCN/DCN_torch, DCNv2,
+with the structure of FuxiCTR's model_zoo files (model_zoo/AFM, FmFM, HOFM, DCN/DCN_torch, DCNv2,
 xDeepFM, AutoInt, FiBiNET, MaskNet, FinalNet). Blocks that model_zoo defines in the model file
 itself (AutoInt's MultiHeadSelfAttention, MaskNet's MaskBlock,
 FinalNet's FeatureGating / FinalBlock / FactorizedInteraction) are re-stated here.
@@ -149,6 +149,38 @@ class AFM(_Model):
         else:
             afm_out = products.flatten(start_dim=1).sum(dim=-1, keepdim=True)
         return {"y_pred": self.output_activation(self.lr_layer(X) + afm_out)}
+
+
+class FmFM(_Model):
+    """model_zoo/FmFM: logistic regression plus, for every field pair (i < j), the product of
+    field i's embedding transformed by the pair's weight (a vector, "vectorized", or a matrix,
+    "matrixed") with field j's embedding. model_zoo passes its single ``regularizer`` as both
+    regularisers; here they come from the config's training section, as for every model."""
+
+    def __init__(self, feature_map, embedding_dim=10, field_interaction_type="matrixed", learning_rate=1e-3, **kwargs):
+        super().__init__(feature_map, **kwargs)
+        self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
+        num_fields = feature_map.num_fields
+        pairs = num_fields * (num_fields - 1) // 2
+        self.field_interaction_type = field_interaction_type
+        shape = (pairs, embedding_dim) if field_interaction_type == "vectorized" else (pairs, embedding_dim, embedding_dim)
+        self.interaction_weight = nn.Parameter(torch.Tensor(*shape))
+        nn.init.xavier_normal_(self.interaction_weight)
+        self.lr_layer = LogisticRegression(feature_map)
+        self.triu_index = torch.triu_indices(num_fields, num_fields, offset=1)
+        self._finish(kwargs, learning_rate)
+
+    def forward(self, inputs):
+        X = self.get_inputs(inputs)
+        emb = self.embedding_layer(X)
+        left = torch.index_select(emb, 1, self.triu_index[0])
+        right = torch.index_select(emb, 1, self.triu_index[1])
+        if self.field_interaction_type == "vectorized":
+            left = left * self.interaction_weight
+        else:
+            left = torch.matmul(left.unsqueeze(2), self.interaction_weight).squeeze(2)
+        y_pred = (left * right).sum(dim=-1).sum(dim=-1, keepdim=True) + self.lr_layer(X)
+        return {"y_pred": self.output_activation(y_pred)}
 
 
 class HOFM(_Model):
@@ -414,7 +446,7 @@ class FinalNet(_Model):
         return loss + loss1 + loss2
 
 
-MODELS = {"AFM": AFM, "HOFM": HOFM, "DCN": DCN, "CrossNet": DCN, "DCNv2": DCNv2, "CrossNetV2": DCNv2, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
+MODELS = {"AFM": AFM, "FmFM": FmFM, "HOFM": HOFM, "DCN": DCN, "CrossNet": DCN, "DCNv2": DCNv2, "CrossNetV2": DCNv2, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
           "MaskNet": MaskNet, "FinalNet": FinalNet}
 
 
