@@ -19,6 +19,7 @@ import yaml
 from ctrkit.bench.db import ResultsDB
 from ctrkit.bench.report import write_report
 from ctrkit.bench.runner import run_suite
+from ctrkit.bench.sessions import read_sessions
 from ctrkit.bench.suite import load_suite
 
 TRAINING = {"epochs": 1, "batch_size": 256, "learning_rate": 3e-3, "prefetch": 0, "progress": False}
@@ -76,8 +77,14 @@ def test_tiny_suite_end_to_end(tmp_path):
         run_suite(suite, workers=1, threads_per_worker=1, progress=False)
     again = run_suite(suite, resume=True, workers=1, threads_per_worker=1, progress=False)
     assert (again.finished, again.skipped) == (0, 6)
+    # two invocations, two sessions of the suite's wall time, each ended normally
+    sessions = read_sessions(tmp_path / "bench")
+    assert sessions is not None and [s.ended for s in sessions.sessions] == [True, True]
+    assert [s.runs_recorded for s in sessions.sessions] == [6, 0]
+    assert [(s.workers, s.threads) for s in sessions.sessions] == [(2, 1), (1, 1)]
 
     md = write_report(tmp_path / "bench").read_text()
+    assert "Wall time " in md and "over 2 sessions" in md
     rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("|  | model")]
     assert sorted(r.split("|")[2].strip() for r in rows) == ["DNN", "FM", "LR"]
     assert all(" ± " in r for r in rows)
@@ -150,3 +157,8 @@ def test_killed_runner_resumes_without_losing_or_repeating_runs(tmp_path):
     resumed = run_suite(suite, resume=True, workers=2, threads_per_worker=1, progress=False)
     assert resumed.skipped == len(before) and resumed.finished == len(suite.runs) - len(before) and resumed.failed == 0
     check_db(db_file, {r.run_id for r in suite.runs})
+    # the killed session has no end line but still counts; the resumed one recorded the rest
+    killed, second = read_sessions(out).sessions
+    assert not killed.ended and second.ended
+    assert second.runs_recorded == len(suite.runs) - len(before)
+    assert killed.seconds > 0 and second.seconds >= 0

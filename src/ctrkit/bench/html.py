@@ -131,8 +131,15 @@ def _environment(env: dict[str, list[Any]]) -> str:
     return "; ".join(parts)
 
 
-def render_html(tables: dict[str, dict[str, Any]], title: str, *, plots: dict[str, list[tuple[str, str, str]]] | None = None) -> str:
-    """The whole page. ``plots``: dataset -> ``[(suffix, title, svg)]`` (from ``dataset_plots``)."""
+def render_html(
+    tables: dict[str, dict[str, Any]],
+    title: str,
+    *,
+    plots: dict[str, list[tuple[str, str, str]]] | None = None,
+    wall_time: str | None = None,
+) -> str:
+    """The whole page. ``plots``: dataset -> ``[(suffix, title, svg)]`` (from ``dataset_plots``);
+    ``wall_time``: the suite's wall-time line, shown under the title."""
     plots = plots or {}
     out = [
         "<!DOCTYPE html>",
@@ -148,6 +155,8 @@ def render_html(tables: dict[str, dict[str, Any]], title: str, *, plots: dict[st
         f"than {MIN_SEEDS} seeds. Click a column header to sort. The plots put each model's test AUC (with its 95% "
         "interval) against a cost; filled points are the Pareto front, the models no other model beats on both.</p>",
     ]
+    if wall_time:
+        out.append(f'<p class="env">{escape(wall_time)}</p>')
     if len(tables) > 1:
         out.append("<nav>" + "".join(f'<a href="#{_attr(slug(ds))}">{escape(ds)}</a>' for ds in tables) + "</nav>")
     if not tables:

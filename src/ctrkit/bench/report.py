@@ -348,9 +348,18 @@ def _md_cell(text: str) -> str:
     return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text.replace("|", "\\|").replace("\n", " "))
 
 
-def render(tables: dict[str, dict[str, Any]], title: str, *, plot_links: dict[str, list[tuple[str, str]]] | None = None) -> str:
-    """The Markdown leaderboard. ``plot_links``: dataset -> ``[(title, relative path)]`` of its plots."""
+def render(
+    tables: dict[str, dict[str, Any]],
+    title: str,
+    *,
+    plot_links: dict[str, list[tuple[str, str]]] | None = None,
+    wall_time: str | None = None,
+) -> str:
+    """The Markdown leaderboard. ``plot_links``: dataset -> ``[(title, relative path)]`` of its
+    plots; ``wall_time``: the suite's wall-time line (:meth:`SessionSummary.describe`)."""
     lines = [f"# Leaderboard: {title}", ""]
+    if wall_time:
+        lines += [_md_cell(wall_time), ""]
     lines.append(
         "Best configuration per model by mean validation AUC; test metrics are mean ± std over seeds, "
         "CI is the 95% Student-t interval of the mean test AUC. ★ best, ≈ not significantly different "
@@ -409,6 +418,7 @@ def write_reports(bench_dir: str | Path, *, db: str | Path | None = None, suite:
     ``bench_dir`` (each atomically) and return their paths."""
     from ctrkit.bench.db import db_path
     from ctrkit.bench.html import render_html
+    from ctrkit.bench.sessions import read_sessions
 
     d = Path(bench_dir)
     path = db or _find_db(d)
@@ -431,10 +441,12 @@ def write_reports(bench_dir: str | Path, *, db: str | Path | None = None, suite:
             _atomic_write(p, '<?xml version="1.0" encoding="UTF-8"?>\n' + svg + "\n")
             written.append(p)
             links.setdefault(ds, []).append((plot_title, f"plots/{p.name}"))
+    summary = read_sessions(d)
+    wall = summary.describe() if summary is not None else None
     md = d / "leaderboard.md"
-    _atomic_write(md, render(tables, title, plot_links=links))
+    _atomic_write(md, render(tables, title, plot_links=links, wall_time=wall))
     html_path = d / "leaderboard.html"
-    _atomic_write(html_path, render_html(tables, title, plots=plots))
+    _atomic_write(html_path, render_html(tables, title, plots=plots, wall_time=wall))
     return ReportFiles(md, html_path, written)
 
 

@@ -10,7 +10,9 @@ process during the run, single-row inference latency and batch inference through
 model (:func:`measure_inference`, about a second or two per run).
 
 Only the runner writes the database, once per ended run, in one transaction (see
-:mod:`ctrkit.bench.db`). On ``resume`` runs recorded as finished are skipped; any other run is
+:mod:`ctrkit.bench.db`). Each invocation also appends its start, heartbeats and end to
+``sessions.jsonl`` in the benchmark directory, so a suite run in several sittings still has a wall
+time (:mod:`ctrkit.bench.sessions`). On ``resume`` runs recorded as finished are skipped; any other run is
 (re)started: from its checkpoint when its run directory has one, or recorded from its
 ``metrics.json`` directly when it had finished training but the runner died before recording it.
 """
@@ -36,6 +38,7 @@ from typing import Any, Callable
 
 from ctrkit import __version__
 from ctrkit.bench.db import ResultsDB, flatten_metrics, safe_url
+from ctrkit.bench.sessions import SessionLog
 from ctrkit.bench.suite import RunSpec, Suite
 from ctrkit.errors import ConfigError
 
@@ -346,7 +349,9 @@ def run_suite(
         import multiprocessing as mp
 
         by_id = {r.run_id: r for r in pending}
-        with ProcessPoolExecutor(
+        # Each invocation is one session of the suite's wall time (see ctrkit.bench.sessions).
+        sessions = SessionLog(suite.out, workers=workers, threads=threads, pending=len(pending), total=len(suite.runs))
+        with sessions, ProcessPoolExecutor(
             max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(threads, os.getpid())
         ) as pool:
             futures = {pool.submit(execute_run, r.config, str(run_dir_of(suite, r)), threads): r.run_id for r in pending}
@@ -374,6 +379,7 @@ def run_suite(
                             "run_dir": str(run_dir_of(suite, r)),
                         }
                         database.record(row, res["metrics"])
+                        sessions.run_recorded(r.run_id, res["status"])
                         if res["status"] == "finished":
                             finished += 1
                             auc = res.get("valid_auc")

@@ -1,0 +1,157 @@
+"""How long a suite has been running, across interruptions: ``BENCH_DIR/sessions.jsonl``.
+
+A long suite is often run in several sittings (``ctrkit bench --resume`` after a kill, a reboot,
+the end of a shift). The wall time of the suite is then the sum of the sittings, not the span from
+its first run to its last. Each ``ctrkit bench`` invocation is one *session*: it appends a start
+line, a heartbeat line every ``interval`` seconds while it runs, a line per recorded run and an end
+line when it returns. A session killed without its end line counts up to its last line, so a
+sitting's wall time is known to within one heartbeat.
+
+Lines are small JSON objects appended with one ``write`` (atomic for lines this short on local file
+systems); a torn last line from a crash is skipped by :func:`read_sessions`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+FILE = "sessions.jsonl"
+#: Seconds between heartbeats: the most a killed session's wall time can be under-counted by.
+HEARTBEAT_SECONDS = 60.0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="seconds")
+
+
+class SessionLog:
+    """The current session's lines in ``bench_dir/sessions.jsonl``; use as a context manager.
+
+    ``workers`` and ``threads`` (per worker) are recorded so a reader can tell sittings with
+    different budgets apart.
+    """
+
+    def __init__(self, bench_dir: str | Path, *, workers: int, threads: int, pending: int, total: int,
+                 interval: float = HEARTBEAT_SECONDS) -> None:  # fmt: skip
+        self.path = Path(bench_dir) / FILE
+        self.session = uuid.uuid4().hex[:12]
+        self.interval = interval
+        self._start = {"event": "start", "workers": workers, "threads": threads, "pending": pending, "total": total}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _append(self, fields: dict[str, Any]) -> None:
+        line = json.dumps({"session": self.session, "at": _iso(_now()), **fields}) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+
+    def __enter__(self) -> "SessionLog":
+        self._append(self._start)
+        self._thread = threading.Thread(target=self._beat, name="ctrkit-bench-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._append({"event": "alive"})
+
+    def run_recorded(self, run_id: str, status: str) -> None:
+        """One line per run the session records (finished, failed or pruned)."""
+        self._append({"event": "run", "run_id": run_id, "status": status})
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._append({"event": "end", "interrupted": exc_type is not None})
+
+
+@dataclass(frozen=True)
+class Session:
+    session: str
+    started: datetime
+    last_seen: datetime
+    ended: bool  # False: killed (or still running); its wall time counts up to its last line
+    workers: int
+    threads: int
+    runs_recorded: int
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, (self.last_seen - self.started).total_seconds())
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    sessions: list[Session]
+
+    @property
+    def wall_seconds(self) -> float:
+        """Summed wall time of the sessions (the time the suite was actually running)."""
+        return sum(s.seconds for s in self.sessions)
+
+    def describe(self) -> str:
+        """One line for a report, e.g. ``wall time 12.4 h over 5 sessions (2 workers x 1 thread)``."""
+        n = len(self.sessions)
+        budgets = sorted({(s.workers, s.threads) for s in self.sessions})
+        budget = ", ".join(f"{w} worker{'s' if w != 1 else ''} x {t} thread{'s' if t != 1 else ''}" for w, t in budgets)
+        hours = self.wall_seconds / 3600
+        first = min(s.started for s in self.sessions).strftime("%Y-%m-%d %H:%M")
+        last = max(s.last_seen for s in self.sessions).strftime("%Y-%m-%d %H:%M")
+        return (f"Wall time {hours:.1f} h over {n} session{'s' if n != 1 else ''} ({budget}), "
+                f"between {first} and {last} UTC; sessions ended by a kill count to their last heartbeat.")  # fmt: skip
+
+
+def read_sessions(bench_dir: str | Path) -> SessionSummary | None:
+    """The sessions recorded in ``bench_dir/sessions.jsonl`` (None when there is no such file or
+    it holds no session start)."""
+    path = Path(bench_dir) / FILE
+    if not path.exists():
+        return None
+    acc: dict[str, dict[str, Any]] = {}
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            line = json.loads(raw)
+            at = datetime.fromisoformat(line["at"])
+            sid = str(line["session"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn line from a crash mid-write
+        s = acc.get(sid)
+        if line.get("event") == "start":
+            acc[sid] = s = {"started": at, "last": at, "ended": False, "runs": 0,
+                            "workers": int(line.get("workers", 1)), "threads": int(line.get("threads", 1))}  # fmt: skip
+            continue
+        if s is None:
+            continue  # lines of a session whose start line was lost
+        s["last"] = max(s["last"], at)
+        if line.get("event") == "run":
+            s["runs"] += 1
+        elif line.get("event") == "end":
+            s["ended"] = True
+    if not acc:
+        return None
+    sessions = [
+        Session(sid, v["started"], v["last"], v["ended"], v["workers"], v["threads"], v["runs"])
+        for sid, v in sorted(acc.items(), key=lambda kv: kv[1]["started"])
+    ]
+    return SessionSummary(sessions)
+
+
+__all__ = ["FILE", "HEARTBEAT_SECONDS", "Session", "SessionLog", "SessionSummary", "read_sessions"]
