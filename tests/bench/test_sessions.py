@@ -59,6 +59,24 @@ def test_wall_time_sums_sessions_killed_ones_to_their_last_line(tmp_path):
     assert "2026-01-01 08:00" in text and "2026-01-02 09:00" in text
 
 
+def test_overlapping_sessions_count_once(tmp_path):
+    t0 = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc)
+    rows = [
+        _line("a", t0, "start", workers=1, threads=1, pending=4, total=4),
+        _line("b", t0 + timedelta(hours=1), "start", workers=1, threads=1, pending=2, total=2),
+        _line("a", t0 + timedelta(hours=2), "end", interrupted=False),
+        _line("b", t0 + timedelta(hours=3), "end", interrupted=False),
+        _line("c", t0 + timedelta(hours=1, minutes=30), "start", workers=1, threads=1, pending=1, total=1),
+        _line("c", t0 + timedelta(hours=1, minutes=45), "end", interrupted=False),
+        _line("d", t0 + timedelta(hours=5), "start", workers=2, threads=1, pending=1, total=1),
+        _line("d", t0 + timedelta(hours=6), "alive"),
+    ]
+    (tmp_path / FILE).write_text("\n".join(rows) + "\n")
+    summary = read_sessions(tmp_path)
+    assert summary is not None and len(summary.sessions) == 4
+    assert summary.wall_seconds == pytest.approx(4 * 3600)  # 08:00-11:00 and 13:00-14:00
+
+
 def test_no_file_or_no_start_gives_none(tmp_path):
     assert read_sessions(tmp_path) is None
     (tmp_path / FILE).write_text(_line("x", datetime.now(timezone.utc), "alive") + "\n")

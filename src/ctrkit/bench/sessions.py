@@ -5,7 +5,8 @@ the end of a shift). The wall time of the suite is then the sum of the sittings,
 its first run to its last. Each ``ctrkit bench`` invocation is one *session*: it appends a start
 line, a heartbeat line every ``interval`` seconds while it runs, a line per recorded run and an end
 line when it returns. A session killed without its end line counts up to its last line, so a
-sitting's wall time is known to within one heartbeat.
+sitting's wall time is known to within one heartbeat. Sessions that overlap (two invocations on
+one suite at once) count once: the wall time is the length of the union of their intervals.
 
 Lines are small JSON objects appended with one ``write`` (atomic for lines this short on local file
 systems); a torn last line from a crash is skipped by :func:`read_sessions`.
@@ -104,8 +105,18 @@ class SessionSummary:
 
     @property
     def wall_seconds(self) -> float:
-        """Summed wall time of the sessions (the time the suite was actually running)."""
-        return sum(s.seconds for s in self.sessions)
+        """Wall time during which at least one session ran: the length of the union of the
+        sessions' intervals (two invocations may work on one suite at once, e.g. on two machines
+        sharing a database, and must not count twice)."""
+        total, end = 0.0, None
+        for s in sorted(self.sessions, key=lambda s: s.started):
+            if end is None or s.started >= end:
+                total += s.seconds
+                end = s.last_seen
+            elif s.last_seen > end:
+                total += (s.last_seen - end).total_seconds()
+                end = s.last_seen
+        return total
 
     def describe(self) -> str:
         """One line for a report, e.g. ``wall time 12.4 h over 5 sessions (2 workers x 1 thread)``."""
