@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ctrkit.bench.sessions import FILE, SessionLog, read_sessions
+from ctrkit.bench.sessions import FILE, SessionLog, TimeLeft, read_sessions
 
 
 def test_a_session_logs_start_heartbeats_runs_and_end(tmp_path):
@@ -81,3 +81,20 @@ def test_no_file_or_no_start_gives_none(tmp_path):
     assert read_sessions(tmp_path) is None
     (tmp_path / FILE).write_text(_line("x", datetime.now(timezone.utc), "alive") + "\n")
     assert read_sessions(tmp_path) is None
+
+
+def test_time_left_uses_each_configs_own_runs_first():
+    left = TimeLeft({"a2": "A", "a3": "A", "b2": "B", "c1": "C"}, workers=2)
+    assert left.seconds() is None and left.describe() == ""
+    left.finished("A", 100.0)
+    left.finished("A", 300.0)  # median 200 for A's pending seeds
+    left.finished("B", 4000.0)
+    left.finished("X", None)  # no training time recorded: ignored
+    # A: 2 x 200; B: 4000; C unseen -> median of all finished (300)
+    assert left.seconds() == pytest.approx((200 + 200 + 4000 + 300) / 2)
+    left.recorded("b2")
+    assert left.seconds() == pytest.approx((200 + 200 + 300) / 2)
+    assert left.describe() == "~6 min training left"
+    assert TimeLeft({}, 1).describe() == ""
+    left.finished("C", 7200.0 * 2)
+    assert left.describe().endswith("h training left")

@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 from ctrkit import __version__
 from ctrkit.bench.db import ResultsDB, flatten_metrics, safe_url
-from ctrkit.bench.sessions import SessionLog
+from ctrkit.bench.sessions import SessionLog, TimeLeft
 from ctrkit.bench.suite import RunSpec, Suite
 from ctrkit.errors import ConfigError
 
@@ -247,6 +247,19 @@ def execute_run(
 
 
 # ------------------------------------------------------------------ runner side
+def _progress_note(best: tuple[float, str] | None, failed: int, left: TimeLeft) -> str:
+    """The progress bar's postfix: current best, failures, estimated training time left."""
+    parts = []
+    if best is not None:
+        parts.append(f"best valid AUC {best[0]:.5f} ({best[1]})")
+    if failed:
+        parts.append(f"{failed} failed")
+    eta = left.describe()
+    if eta:
+        parts.append(eta)
+    return ", ".join(parts)
+
+
 @dataclass
 class BenchSummary:
     total: int
@@ -334,6 +347,11 @@ def run_suite(
             json.dumps({"name": suite.name, "source": str(suite.source) if suite.source else None, "db": db_label(database)}, indent=2) + "\n"
         )
         best: tuple[float, str] | None = None
+        left = TimeLeft({r.run_id: r.config_hash for r in pending}, workers)
+        if done:
+            for row in database.runs(suite=suite.name):
+                if row["run_id"] in done:
+                    left.finished(row["config_hash"], row.get("train_seconds"))
         if done:  # the best of the runs already recorded (resume)
             labels = {r.run_id: f"{r.dataset}/{r.model}" for r in suite.runs}
             for rid, m in database.metrics(list(done)).items():
@@ -345,7 +363,12 @@ def run_suite(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(suite.runs), initial=len(done), desc=suite.name, unit="run", dynamic_ncols=True)
+            # tqdm's own estimate assumes runs of equal length; the postfix gives TimeLeft's instead.
+            bar = tqdm(
+                total=len(suite.runs), initial=len(done), desc=suite.name, unit="run", dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+            )
+            bar.set_postfix_str(_progress_note(best, 0, left))
         import multiprocessing as mp
 
         by_id = {r.run_id: r for r in pending}
@@ -380,8 +403,10 @@ def run_suite(
                         }
                         database.record(row, res["metrics"])
                         sessions.run_recorded(r.run_id, res["status"])
+                        left.recorded(r.run_id)
                         if res["status"] == "finished":
                             finished += 1
+                            left.finished(r.config_hash, res.get("train_seconds"))
                             auc = res.get("valid_auc")
                             if auc is not None and (best is None or auc > best[0]):
                                 best = (auc, f"{r.dataset}/{r.model}")
@@ -391,8 +416,7 @@ def run_suite(
                         if on_record is not None:
                             on_record(r, res)
                         if bar is not None:
-                            if best is not None:
-                                bar.set_postfix_str(f"best valid AUC {best[0]:.5f} ({best[1]})" + (f", {failed} failed" if failed else ""))
+                            bar.set_postfix_str(_progress_note(best, failed, left), refresh=False)
                             bar.update(1)
             except BaseException:
                 for f in futures:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import threading
 import uuid
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ def _now() -> datetime:
 
 def _iso(t: datetime) -> str:
     return t.isoformat(timespec="seconds")
+
+
+def duration(seconds: float) -> str:
+    """``"3.2 h"``, ``"14 min"`` or ``"< 1 min"``."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else "< 1 min"
 
 
 class SessionLog:
@@ -123,10 +131,9 @@ class SessionSummary:
         n = len(self.sessions)
         budgets = sorted({(s.workers, s.threads) for s in self.sessions})
         budget = ", ".join(f"{w} worker{'s' if w != 1 else ''} x {t} thread{'s' if t != 1 else ''}" for w, t in budgets)
-        hours = self.wall_seconds / 3600
         first = min(s.started for s in self.sessions).strftime("%Y-%m-%d %H:%M")
         last = max(s.last_seen for s in self.sessions).strftime("%Y-%m-%d %H:%M")
-        return (f"Wall time {hours:.1f} h over {n} session{'s' if n != 1 else ''} ({budget}), "
+        return (f"Wall time {duration(self.wall_seconds)} over {n} session{'s' if n != 1 else ''} ({budget}), "
                 f"between {first} and {last} UTC; sessions ended by a kill count to their last heartbeat.")  # fmt: skip
 
 
@@ -165,4 +172,44 @@ def read_sessions(bench_dir: str | Path) -> SessionSummary | None:
     return SessionSummary(sessions)
 
 
-__all__ = ["FILE", "HEARTBEAT_SECONDS", "Session", "SessionLog", "SessionSummary", "read_sessions"]
+class TimeLeft:
+    """Training time left in a suite, from the runs finished so far.
+
+    A suite's runs differ by orders of magnitude (a logistic regression trains in a minute, AFN
+    for an hour), so a rate over runs says little. Runs go seed-major: by the time most runs are
+    pending, each configuration usually has a finished seed. A pending run is estimated by the
+    median training time of its configuration's finished runs, else by the median over all
+    finished runs. Training time excludes evaluation, so the estimate is a lower bound.
+    """
+
+    def __init__(self, pending: dict[str, str], workers: int) -> None:
+        self.pending = dict(pending)  # run_id -> config_hash, not yet recorded
+        self.workers = max(1, workers)
+        self.by_config: dict[str, list[float]] = {}
+        self.all: list[float] = []
+
+    def finished(self, config_hash: str, train_seconds: float | None) -> None:
+        """A finished run's training time (from the database or a run just recorded)."""
+        if train_seconds is not None and train_seconds > 0:
+            self.by_config.setdefault(config_hash, []).append(float(train_seconds))
+            self.all.append(float(train_seconds))
+
+    def recorded(self, run_id: str) -> None:
+        self.pending.pop(run_id, None)
+
+    def seconds(self) -> float | None:
+        """Estimated training seconds left (spread over the workers); None before any run ends."""
+        if not self.all:
+            return None
+        overall = statistics.median(self.all)
+        total = sum(statistics.median(self.by_config[h]) if h in self.by_config else overall for h in self.pending.values())
+        return total / self.workers
+
+    def describe(self) -> str:
+        s = self.seconds()
+        if s is None or not self.pending:
+            return ""
+        return f"~{duration(s)} training left"
+
+
+__all__ = ["FILE", "HEARTBEAT_SECONDS", "Session", "SessionLog", "SessionSummary", "TimeLeft", "read_sessions"]
