@@ -446,6 +446,10 @@ class FinalNet(_Model):
         return loss + loss1 + loss2
 
 
+#: Settings a ctrkit config leaves implicit in the model's name: ctrkit's CrossNetV2 is the cross
+#: network alone, which model_zoo/DCNv2 spells ``model_structure: crossnet_only``.
+MODEL_DEFAULTS = {"CrossNetV2": {"model_structure": "crossnet_only"}}
+
 MODELS = {"AFM": AFM, "FmFM": FmFM, "HOFM": HOFM, "DCN": DCN, "CrossNet": DCN, "DCNv2": DCNv2, "CrossNetV2": DCNv2, "xDeepFM": xDeepFM, "AutoInt+": AutoInt, "AutoInt": AutoInt, "FiBiNET": FiBiNET,
           "MaskNet": MaskNet, "FinalNet": FinalNet}
 
@@ -522,7 +526,7 @@ def _main() -> None:
     # write an integer 0, which fuxictr's get_regularizer maps to "none").
     emb_reg = float(tr.get("embedding_regularizer") or 0) or 0
     net_reg = float(tr.get("net_regularizer") or 0) or 0
-    params = dict(cfg["params"], model_id=args.model.replace("+", "Plus"), gpu=-1, learning_rate=tr["learning_rate"],
+    params = dict(MODEL_DEFAULTS.get(args.model, {}), **cfg["params"], model_id=args.model.replace("+", "Plus"), gpu=-1, learning_rate=tr["learning_rate"],
                   embedding_regularizer=emb_reg, net_regularizer=net_reg, optimizer="adam", loss="binary_crossentropy",
                   verbose=0, model_root=str(args.work / "ckpt"), metrics=["logloss", "AUC"])
     fmap.load(os.path.join(fmap.data_dir, "feature_map.json"), params)

@@ -6,7 +6,9 @@ lookup is one gather for all fields, not a Python loop over per-field tables.
 
 Row-sparse training: the trainer flips ``nn.Embedding.sparse`` on every table (see
 :func:`set_sparse_embeddings`), so backward produces gradients only for the rows in the batch and a
-row-wise optimizer updates only those rows. A model never decides this.
+row-wise optimizer updates only those rows. A model never decides this. In dense mode the tables'
+gradient is accumulated with ``index_put_(accumulate=True)`` (:class:`Embedding`) instead of
+PyTorch's ``embedding_dense_backward``, which takes several times longer on CPU.
 
 Numeric fields are embedded the way FuxiCTR does it: value x a learned per-field vector, so every
 zoo model that works on field embeddings handles numeric fields too. Sequence fields are mean
@@ -21,6 +23,52 @@ from torch import nn
 
 from ctrkit.batch import Batch, FieldLayout
 from ctrkit.schema import FeatureSchema
+
+
+class _DenseLookup(torch.autograd.Function):
+    """``weight[rows]`` whose backward scatters the gradient with ``index_put_(accumulate=True)``.
+
+    PyTorch's CPU ``embedding_dense_backward`` sorts and segments the indices; for a Frappe-sized
+    batch (4096 x 10 lookups into 5,400 rows) it takes 2.5 ms where the accumulating scatter
+    takes 0.66 ms, and dense-mode models pay it on every table at every step. The accumulation
+    is serial on CPU (PyTorch runs accumulating index_put without threads), so it is
+    deterministic; the summation order differs from ``embedding_dense_backward``'s by rounding.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(rows)
+        ctx.num_rows = weight.shape[0]
+        return torch.nn.functional.embedding(rows, weight)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (rows,) = ctx.saved_tensors
+        d = grad.shape[-1]
+        g = grad.new_zeros(ctx.num_rows, d)
+        g.index_put_((rows.reshape(-1),), grad.reshape(-1, d), accumulate=True)
+        return g, None
+
+
+class Embedding(nn.Embedding):
+    """``nn.Embedding`` with a faster dense-gradient backward (see :class:`_DenseLookup`).
+
+    Row-sparse training (``sparse=True``), inference and tracing for export take
+    ``nn.Embedding``'s own path; so do tables with ``padding_idx``, ``max_norm`` or
+    ``scale_grad_by_freq``, whose gradients the scatter does not reproduce.
+    """
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        if (
+            self.sparse
+            or not (torch.is_grad_enabled() and self.weight.requires_grad)
+            or torch.jit.is_tracing()
+            or self.padding_idx is not None
+            or self.max_norm is not None
+            or self.scale_grad_by_freq
+        ):
+            return super().forward(rows)
+        return _DenseLookup.apply(self.weight, rows)
 
 
 class FusedEmbedding(nn.Module):
@@ -45,7 +93,7 @@ class FusedEmbedding(nn.Module):
         self.uniform = len(self.dims) == 1
         self.tables = nn.ModuleList()
         if self.uniform:
-            self.tables.append(nn.Embedding(max(self.layout.total_rows, 1), self.dims[0]))
+            self.tables.append(Embedding(max(self.layout.total_rows, 1), self.dims[0]))
             self.register_buffer("_remap", torch.empty(0, dtype=torch.long), persistent=False)
             self.register_buffer("_table_of", torch.empty(0, dtype=torch.long), persistent=False)
         else:
@@ -60,7 +108,7 @@ class FusedEmbedding(nn.Module):
                     remap[start : start + size] = torch.arange(rows, rows + size)
                     table_of[start : start + size] = t
                     rows += size
-                self.tables.append(nn.Embedding(rows, d))
+                self.tables.append(Embedding(rows, d))
             self.register_buffer("_remap", remap, persistent=False)
             self.register_buffer("_table_of", table_of, persistent=False)
         for t in self.tables:

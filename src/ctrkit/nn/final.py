@@ -20,7 +20,7 @@ from torch import nn
 from ctrkit.nn.dropout import FastDropout
 
 from ctrkit.batch import Batch, FieldLayout
-from ctrkit.nn.embedding import masked_mean
+from ctrkit.nn.embedding import Embedding, masked_mean
 from ctrkit.nn.mlp import MLP, activation
 from ctrkit.schema import FeatureSchema
 
@@ -57,7 +57,7 @@ class ContextEmbedding(nn.Module):
             if owner not in owner_key:
                 # Keys are positional: feature names may contain characters ModuleDict rejects.
                 owner_key[owner] = f"t{len(owner_key)}"
-                table = nn.Embedding(layout.owner_size[owner], dim)
+                table = Embedding(layout.owner_size[owner], dim)
                 nn.init.normal_(table.weight, std=init_std)
                 self.tables[owner_key[owner]] = table
             kind, where = ("categorical", layout.categorical.index(name)) if name in layout.categorical else ("sequence", name)
