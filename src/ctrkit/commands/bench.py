@@ -30,6 +30,8 @@ def bench_cmd(suite: str, resume: bool, workers: int, threads_per_worker: int | 
 
     Runs execute in WORKERS processes with THREADS-PER-WORKER threads each (workers x threads must
     not exceed the cores). Kill it at any time; --resume continues without losing or repeating a run.
+    Each invocation appends its start, heartbeats and end to OUT/sessions.jsonl, from which the
+    leaderboard states the suite's wall time over all its sittings.
     """
     from ctrkit.bench.runner import run_suite
     from ctrkit.bench.suite import load_suite
