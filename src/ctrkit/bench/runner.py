@@ -348,11 +348,10 @@ def run_suite(
         )
         best: tuple[float, str] | None = None
         left = TimeLeft({r.run_id: r.config_hash for r in pending}, workers)
-        if done:
+        if done:  # the best and the training times of the runs already recorded (resume)
             for row in database.runs(suite=suite.name):
                 if row["run_id"] in done:
                     left.finished(row["config_hash"], row.get("train_seconds"))
-        if done:  # the best of the runs already recorded (resume)
             labels = {r.run_id: f"{r.dataset}/{r.model}" for r in suite.runs}
             for rid, m in database.metrics(list(done)).items():
                 aucs = [v for (split, task, name), v in m.items() if split == "valid" and name == "auc"]

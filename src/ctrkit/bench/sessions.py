@@ -186,22 +186,20 @@ class TimeLeft:
         self.pending = dict(pending)  # run_id -> config_hash, not yet recorded
         self.workers = max(1, workers)
         self.by_config: dict[str, list[float]] = {}
-        self.all: list[float] = []
 
     def finished(self, config_hash: str, train_seconds: float | None) -> None:
         """A finished run's training time (from the database or a run just recorded)."""
         if train_seconds is not None and train_seconds > 0:
             self.by_config.setdefault(config_hash, []).append(float(train_seconds))
-            self.all.append(float(train_seconds))
 
     def recorded(self, run_id: str) -> None:
         self.pending.pop(run_id, None)
 
     def seconds(self) -> float | None:
         """Estimated training seconds left (spread over the workers); None before any run ends."""
-        if not self.all:
+        if not self.by_config:
             return None
-        overall = statistics.median(self.all)
+        overall = statistics.median(t for times in self.by_config.values() for t in times)
         total = sum(statistics.median(self.by_config[h]) if h in self.by_config else overall for h in self.pending.values())
         return total / self.workers
 
