@@ -3,7 +3,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py src/ctrkit/data/_dictscan.c | sha1sum | cut -c1-12)
 
 # Two cores: keep torch, BLAS and polars from oversubscribing them.
 export OMP_NUM_THREADS ?= 2
@@ -12,10 +12,12 @@ export POLARS_MAX_THREADS ?= 2
 
 .PHONY: demo test install system-deps clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/ctrkit/data/_dictscan.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU wheel; anything else lets pip pull a CUDA build.
+	# The editable install also compiles the native CSV/TSV reader (setup.py; skipped, not
+	# failed, without a C compiler).
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[test,serve,postgres]"
 	rm -f $(VENV)/.installed-*
@@ -38,3 +40,4 @@ system-deps:
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+	find src -name "*.so" -delete

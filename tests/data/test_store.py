@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,13 @@ def test_error_mode_stops_at_first_bad_row(tmp_path: Path) -> None:
         build_store(spec(paths), tmp_path / "store", progress=False)
     assert e.value.line == 3 and e.value.file == str(paths["train"])
     assert not (tmp_path / "store").exists()
+
+
+def test_native_reader_is_built_where_a_compiler_exists() -> None:
+    """setup.py builds ctrkit.data._dictscan as an optional extension: without a compiler the
+    install goes on (the Polars reader does everything); with one, a failed build is a bug."""
+    from ctrkit.data import dictscan
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler here")
+    assert dictscan._dictscan is not None, "the C extension ctrkit.data._dictscan was not built"

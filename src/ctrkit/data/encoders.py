@@ -20,7 +20,7 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import polars as pl
@@ -248,19 +248,46 @@ class Encoders:
                 else:
                     assert isinstance(f, NumericFeature)
                     owners[owner].append(_value_counts(lf.select(enc.token_expr(f).alias("token"))))
+        enc._set_vocabs(owners)
+        if schema.domain:
+            doms = lf.select(pl.col(schema.domain).drop_nulls().unique().sort()).collect()
+            enc.domains = doms[schema.domain].to_list()
+        return enc
+
+    def _set_vocabs(self, owners: dict[str, list[pl.LazyFrame]]) -> None:
+        """Each owner's vocabulary from its members' (token, count) frames: the counts summed per
+        token, tokens rarer than ``min_count`` dropped, the rest by count (ties by token)."""
         queries = [pl.concat(frames).group_by("token").agg(pl.col("count").sum()) for frames in owners.values()]
         counted_all = pl.collect_all(queries) if queries else []
         for owner, counts in zip(owners, counted_all):
             if counts["token"].dtype != pl.String:
                 counts = counts.with_columns(pl.col("token").cast(pl.String))
-            spec = schema.feature(owner)
+            spec = self.schema.feature(owner)
             min_count = getattr(spec, "min_count", 1)
             buckets = getattr(spec, "hash_buckets", None)
             kept = counts.filter(pl.col("count") >= min_count).sort(["count", "token"], descending=[True, False])
-            enc.vocabs[owner] = Vocab(kept["token"].to_list(), kept["count"].to_list(), buckets)
-        if schema.domain:
-            doms = lf.select(pl.col(schema.domain).drop_nulls().unique().sort()).collect()
-            enc.domains = doms[schema.domain].to_list()
+            self.vocabs[owner] = Vocab(kept["token"].to_list(), kept["count"].to_list(), buckets)
+
+    @classmethod
+    def fit_counted(cls, schema: FeatureSchema, distinct: Mapping[str, pl.DataFrame]) -> "Encoders":
+        """:meth:`fit` from each source column's distinct raw values and their train counts
+        instead of the rows: ``distinct[column]`` has the column (strings, null for a missing
+        value) and ``COUNT`` (Int64). Gives the same state as :meth:`fit` on the rows.
+
+        Only for schemas whose fitted state is vocabularies alone (no quantile buckets, no
+        standard or min-max statistics, no sequences, no domains: those need the rows, see
+        :func:`counted_fit_unsupported`).
+        """
+        reason = counted_fit_unsupported(schema)
+        if reason is not None:
+            raise ValueError(f"fit_counted: {reason}")
+        enc = cls(schema)
+        owners: dict[str, list[pl.LazyFrame]] = {}
+        for f in schema.categorical:
+            frame = distinct[f.source].lazy()
+            tokens = frame.select(enc.token_expr(f).alias("token"), pl.col(COUNT).alias("count"))
+            owners.setdefault(schema.vocab_owner(f.name), []).append(tokens)
+        enc._set_vocabs(owners)
         return enc
 
     def fitted_schema(self) -> FeatureSchema:
@@ -428,6 +455,24 @@ class Encoders:
         return cls.from_state(json.loads(Path(path).read_text()))
 
 
+#: The count column of :meth:`Encoders.fit_counted`'s frames (a name no source column takes).
+COUNT = "__count"
+
+
+def counted_fit_unsupported(schema: FeatureSchema) -> str | None:
+    """Why :meth:`Encoders.fit_counted` cannot fit ``schema`` (None when it can)."""
+    if schema.sequences:
+        return "sequence fields need the rows"
+    if schema.domain:
+        return "a domain column needs the rows"
+    for f in schema.features:
+        if isinstance(f, NumericFeature) and f.bucketize is not None and f.bucketize.method == "quantile":
+            return f"quantile buckets ('{f.name}') need the rows"
+        if isinstance(f, NumericFeature) and f.normalizer in ("standard", "minmax"):
+            return f"the {f.normalizer} normalizer ('{f.name}') needs the rows"
+    return None
+
+
 def _value_counts(tokens: pl.LazyFrame) -> pl.LazyFrame:
     """(token, count) of a one-column ``token`` frame, count as Int64 (summed over members)."""
     return tokens.group_by("token").agg(pl.len().cast(pl.Int64).alias("count"))
@@ -490,4 +535,4 @@ def bad_row_mask(checks: list[tuple[str, str, pl.Expr]]) -> tuple[pl.Expr, pl.Ex
     return any_bad, reason
 
 
-__all__ = ["Encoders", "Vocab", "bad_row_mask", "criteo_log2", "first_bad_row"]
+__all__ = ["COUNT", "Encoders", "Vocab", "bad_row_mask", "counted_fit_unsupported", "criteo_log2", "first_bad_row"]

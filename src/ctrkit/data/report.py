@@ -72,6 +72,7 @@ def data_report(store: Store) -> dict[str, Any]:
         "created": m.get("created"),
         "fingerprint": m.get("fingerprint"),
         "on_bad_rows": m.get("on_bad_rows"),
+        "reader": m.get("reader"),
         "splits": splits,
         "fields": fields,
         "numeric": [f.name for f in schema.numeric],
@@ -94,7 +95,8 @@ def _table(header: list[str], rows: list[list[str]], align_left: int = 1) -> lis
 
 def format_report(report: dict[str, Any]) -> str:
     """Plain-text tables of a :func:`data_report` dict (splits, then fields, then sequences)."""
-    out = [f"{report.get('name')}  (store: {report.get('store')})", ""]
+    reader = f", written by the {report['reader']} reader" if report.get("reader") else ""
+    out = [f"{report.get('name')}  (store: {report.get('store')}{reader})", ""]
     splits = report["splits"]
     tasks = sorted({t for s in splits.values() for t in s["tasks"]})
     header = ["split", "rows", "rejected"]

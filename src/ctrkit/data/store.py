@@ -17,11 +17,14 @@ when complete, so a killed run never leaves a store that looks finished. Its fin
 the schema, the read options, the content hash of every source and the store format; a run with
 the same inputs reuses it, any change rebuilds it.
 
-Speed: one background thread hashes each source while it is parsed (sha256 runs on the CPU's SHA
-instructions, about 3x blake2b) and counts its separators and newlines in the same pass, which
-with Polars' ragged-row check proves the row structure (:func:`ctrkit.data.readers.structure_proven`);
-numeric columns are parsed as numbers in that single read. Only when a proof or a typed parse
-fails does the slower string path run, to name the file, line and column of the problem.
+Speed: plain CSV/TSV files whose schema allows it go through the native reader
+(:mod:`ctrkit.data.dictscan`), which writes the same store from each column's distinct values.
+Otherwise, or when it declines a file, the Polars reader below runs. One background thread hashes
+each source meanwhile (sha256 runs on the CPU's SHA instructions, about 3x blake2b) and counts
+its separators and newlines in the same pass, which with Polars' ragged-row check proves the row
+structure (:func:`ctrkit.data.readers.structure_proven`); numeric columns are parsed as numbers
+in that single read. Only when a proof or a typed parse fails does the slower string path run,
+to name the file, line and column of the problem.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from ctrkit import __version__
+from ctrkit.data import dictscan
 from ctrkit.data.encoders import Encoders, bad_row_mask, first_bad_row
 from ctrkit.data.readers import (
     LINE,
@@ -334,14 +338,69 @@ def _write_store(
     facts: Callable[[str], ByteScan],
 ) -> dict:
     schema = spec.schema
-    needed = schema.source_columns
     splits = [s for s in SPLITS if s in spec.sources] + [s for s in spec.sources if s not in SPLITS]
-    bar = tqdm(total=len(splits) * 3, desc=f"encode {spec.name}", disable=not progress, leave=False)
-    frames: dict[str, Frame] = {}
+    bar = tqdm(total=len(splits) * 2 + 1, desc=f"encode {spec.name}", disable=not progress, leave=False)
+
+    def step(label: str) -> None:
+        bar.set_postfix_str(label)
+        bar.update()
+
     rejects: dict[str, pl.DataFrame] = {}
+    # The native reader first where it applies (the same store, several times faster); it
+    # writes nothing when it gives up, and the Polars reader then starts from scratch.
+    native = None
+    if dictscan.unsupported(schema, dict(spec.sources), spec.on_bad_rows) is None:
+        native = dictscan.build(schema, dict(spec.sources), splits, out, step)
+        if native is None:
+            bar.reset()
+    if native is not None:
+        enc, fitted, split_info = native
+        for info in split_info.values():
+            info["rejected"] = 0
+    else:
+        enc, fitted, split_info = _encode_with_polars(spec, out, splits, step, rejects, facts)
+    bar.close()
+
+    if rejects:
+        (out / "rejects").mkdir()
+        for split, df in rejects.items():
+            df.sort("line").write_csv(out / "rejects" / f"{split}.csv")
+    enc.save(out / "encoders.json")
+    sources, fp = identity()  # (source info with content hashes, fingerprint)
+    manifest = {
+        "store_format": STORE_FORMAT,
+        "ctrkit_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "name": spec.name,
+        "fingerprint": fp,
+        "schema": fitted.to_dict(),
+        "on_bad_rows": spec.on_bad_rows,
+        "reader": "polars" if native is None else "native",
+        "sources": dict(sources),
+        "splits": split_info,
+    }
+    # The manifest is written last: its presence marks the store complete.
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def _encode_with_polars(
+    spec: DataSpec,
+    out: Path,
+    splits: list[str],
+    step: Callable[[str], None],
+    rejects: dict[str, pl.DataFrame],
+    facts: Callable[[str], ByteScan],
+) -> tuple[Encoders, FeatureSchema, dict[str, dict]]:
+    """The Polars reader: every split read, checked, encoded and written under ``out``; bad rows
+    raise in error mode, in skip mode they go to ``rejects``. Returns the fitted encoders, the
+    fitted schema and the per-split info of the manifest."""
+    schema = spec.schema
+    needed = schema.source_columns
+    frames: dict[str, Frame] = {}
     for split in splits:
         src = spec.sources[split]
-        bar.set_postfix_str(f"{split}: read")
+        step(f"{split}: read")
         fast = None
         if spec.on_bad_rows == "error":
             fast = _load_checked_structure(src, schema, lambda: facts(split))
@@ -362,7 +421,6 @@ def _write_store(
                 pl.lit(f"wrong number of fields (expected {rep.expected})").alias("reason"),
                 pl.col("raw"),
             )
-        bar.update()
 
     def checked(split: str, enc: Encoders) -> Frame:
         """The split's rows that pass every check; errors name file/line/column in error mode."""
@@ -390,44 +448,21 @@ def _write_store(
         return kept.collect() if isinstance(frames[split], pl.DataFrame) else kept
 
     # Fit on train only. Checks that need fitted state (unseen domains) run after fitting.
-    bar.set_postfix_str("train: fit")
+    step("train: fit")
     pre = Encoders(schema)
     train = checked("train", pre)
     enc = Encoders.fit(schema, train)
     fitted = enc.fitted_schema()
-    bar.update()
 
     split_info: dict[str, dict] = {}
     for split in splits:
-        bar.set_postfix_str(f"{split}: encode")
+        step(f"{split}: encode")
         # Train was checked before fitting; a domain seen in train is never unseen in train.
         frame = train if split == "train" else checked(split, enc)
         info = _encode_split(enc, fitted, frame, out / split)
         info["rejected"] = int(rejects[split].height) if split in rejects else 0
         split_info[split] = info
-        bar.update()
-    bar.close()
-
-    if rejects:
-        (out / "rejects").mkdir()
-        for split, df in rejects.items():
-            df.sort("line").write_csv(out / "rejects" / f"{split}.csv")
-    enc.save(out / "encoders.json")
-    sources, fp = identity()  # (source info with content hashes, fingerprint)
-    manifest = {
-        "store_format": STORE_FORMAT,
-        "ctrkit_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "name": spec.name,
-        "fingerprint": fp,
-        "schema": fitted.to_dict(),
-        "on_bad_rows": spec.on_bad_rows,
-        "sources": dict(sources),
-        "splits": split_info,
-    }
-    # The manifest is written last: its presence marks the store complete.
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return manifest
+    return enc, fitted, split_info
 
 
 def encode_frame(enc: Encoders, schema: FeatureSchema, frame: Frame, *, with_labels: bool = True) -> SplitArrays:
