@@ -13,7 +13,8 @@ is fitted on train and train/valid/test are all transformed.
 
 * ctrkit: a fresh Python process runs ``build_store(..., force=True)`` (raw TSV -> finished
   ``.npy`` store, the content hash, the structure and value checks included) into an emptied
-  directory.
+  directory. Its native reader takes these files; ``--polars-reader`` adds a side
+  ``ctrkit-polars`` with it turned off (``CTRKIT_NATIVE_READER=0``): the same store, by Polars.
 * FuxiCTR: a fresh process in its own virtual environment (``bench_out/venvs/fuxictr``, created
   once by this script: ``torch==2.13.0`` first, then ``fuxictr``) runs
   ``benchmarks/peers/fuxictr_preprocess.py``, i.e. ``FeatureProcessor`` + ``build_dataset`` as
@@ -28,6 +29,7 @@ run's whole process tree (sampled from ``/proc`` 4 times a second: FuxiCTR start
 Figures only: this is not a test.
 
     python benchmarks/preprocess_speed.py                      # 2M rows, 3 runs per side
+    python benchmarks/preprocess_speed.py --polars-reader      # ... and ctrkit's Polars reader
     python benchmarks/preprocess_speed.py --rows 200000 --runs 1 --skip-peer
 """
 
@@ -79,7 +81,7 @@ def ctrkit_worker(data_dir: Path, store_dir: Path, min_count: int) -> None:
         name="criteo_like",
     )
     store = build_store(spec, store_dir, force=True, progress=False)
-    print(json.dumps({"rows": {s: store.rows(s) for s in store.splits}}), flush=True)
+    print(json.dumps({"rows": {s: store.rows(s) for s in store.splits}, "reader": store.manifest.get("reader")}), flush=True)
 
 
 # ============================================================================ measuring a process
@@ -251,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, default=2_000_000, help="rows of the synthetic dataset (all splits)")
     ap.add_argument("--runs", type=int, default=3, help="runs per side (alternating)")
     ap.add_argument("--skip-peer", action="store_true", help="ctrkit only: no FuxiCTR environment or runs")
+    ap.add_argument("--polars-reader", action="store_true",
+                    help="also time ctrkit with its native reader off (CTRKIT_NATIVE_READER=0): the Polars reader")  # fmt: skip
     ap.add_argument("--min-count", type=int, default=10)
     ap.add_argument("--out", type=Path, default=ROOT / "bench_out" / "preprocess", help="data and output cache")
     ap.add_argument("--venv", type=Path, default=ROOT / "bench_out" / "venvs" / "fuxictr")
@@ -276,19 +280,23 @@ def main(argv: list[str] | None = None) -> None:
     fuxi_cmd = [str(fuxi_py), str(PEER_DRIVER), str(data), str(fuxi_root), "--label", "click",
                 "--min-count", str(args.min_count), "--sep", "\t", "--ext", "tsv"] if fuxi_py else []  # fmt: skip
 
-    runs: dict[str, list[Run]] = {"ctrkit": [], "FuxiCTR": []}
+    runs: dict[str, list[Run]] = {"ctrkit": [], "ctrkit-polars": [], "FuxiCTR": []}
+    sides = [("ctrkit", env)]
+    if args.polars_reader:
+        sides.append(("ctrkit-polars", {**env, "CTRKIT_NATIVE_READER": "0"}))
     for i in range(args.runs):
-        shutil.rmtree(store_dir, ignore_errors=True)  # a cold build: no cached content hash either
-        r = run_process("ctrkit", ours_cmd, env, logs / f"ctrkit-{i}.log")
-        runs["ctrkit"].append(r)
-        print(f"run {i + 1}/{args.runs} ctrkit : {r.wall:7.2f}s  {r.rows_per_s:>10,.0f} rows/s  "
-              f"max RSS {r.max_rss_mb:,.0f} MB  tree PSS {r.tree_pss_mb:,.0f} MB  cpu {r.cpu_s:.1f}s  "
-              f"load {r.load[0]:.2f}->{r.load[1]:.2f}", flush=True)  # fmt: skip
+        for side, side_env in sides:
+            shutil.rmtree(store_dir, ignore_errors=True)  # a cold build: no cached content hash either
+            r = run_process(side, ours_cmd, side_env, logs / f"{side}-{i}.log")
+            runs[side].append(r)
+            print(f"run {i + 1}/{args.runs} {side:<13}: {r.wall:7.2f}s  {r.rows_per_s:>10,.0f} rows/s  "
+                  f"max RSS {r.max_rss_mb:,.0f} MB  tree PSS {r.tree_pss_mb:,.0f} MB  cpu {r.cpu_s:.1f}s  "
+                  f"load {r.load[0]:.2f}->{r.load[1]:.2f}  reader {r.info.get('reader')}", flush=True)  # fmt: skip
         if fuxi_py:
             shutil.rmtree(fuxi_root, ignore_errors=True)
             r = run_process("FuxiCTR", fuxi_cmd, env, logs / f"fuxictr-{i}.log")
             runs["FuxiCTR"].append(r)
-            print(f"run {i + 1}/{args.runs} FuxiCTR: {r.wall:7.2f}s  {r.rows_per_s:>10,.0f} rows/s  "
+            print(f"run {i + 1}/{args.runs} {'FuxiCTR':<13}: {r.wall:7.2f}s  {r.rows_per_s:>10,.0f} rows/s  "
                   f"max RSS {r.max_rss_mb:,.0f} MB  tree PSS {r.tree_pss_mb:,.0f} MB  cpu {r.cpu_s:.1f}s  "
                   f"load {r.load[0]:.2f}->{r.load[1]:.2f}", flush=True)  # fmt: skip
 
@@ -313,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     # 'rows/cpu-s' is rows per second of CPU time (all threads): on a loaded machine it shows what
     # the wall clock cannot; the goals are wall-clock figures.
-    print(f"{'side':<8} {'runs':>4} {'median s':>9} {'rows/s':>11} {'max RSS MB':>11} {'tree PSS MB':>12} "
+    print(f"{'side':<13} {'runs':>4} {'median s':>9} {'rows/s':>11} {'max RSS MB':>11} {'tree PSS MB':>12} "
           f"{'cpu s':>7} {'rows/cpu-s':>11} {'load':>11}")  # fmt: skip
     med = {}
     for side, rs in runs.items():
@@ -323,11 +331,13 @@ def main(argv: list[str] | None = None) -> None:
         cpu = statistics.median(r.cpu_s for r in rs)
         med[side] = w
         load = f"{min(r.load[0] for r in rs):.1f}-{max(max(r.load) for r in rs):.1f}"
-        print(f"{side:<8} {len(rs):>4} {w:>9.2f} {rs[0].rows / w:>11,.0f} "
+        print(f"{side:<13} {len(rs):>4} {w:>9.2f} {rs[0].rows / w:>11,.0f} "
               f"{max(r.max_rss_mb for r in rs):>11,.0f} {max(r.tree_pss_mb for r in rs):>12,.0f} "
               f"{cpu:>7.1f} {rs[0].rows / cpu:>11,.0f} {load:>11}")  # fmt: skip
     ours = runs["ctrkit"][0].rows / med["ctrkit"]
     verdict = [f"ctrkit {ours:,.0f} rows/s ({'meets' if ours >= 500_000 else 'BELOW'} the 500,000 goal)"]
+    if "ctrkit-polars" in med:
+        verdict.append(f"Polars reader/native reader time {med['ctrkit-polars'] / med['ctrkit']:.2f}x")
     if "FuxiCTR" in med:
         ratios = [f.wall / c.wall for c, f in zip(runs["ctrkit"], runs["FuxiCTR"])]
         ratio = med["FuxiCTR"] / med["ctrkit"]
