@@ -215,6 +215,29 @@ def test_a_crash_while_writing_leaves_no_store(tmp_path: Path, monkeypatch: pyte
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
 
 
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+CRITEO_RAW = SHARED / "criteo_sample" / "train_head10k.txt"
+
+
+@pytest.mark.parametrize("name", ["frappe_x1", "criteo_x4"])
+def test_same_store_on_the_real_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Frappe_x1's official files and the raw Criteo rows (through the criteo_x4 adapter)."""
+    from ctrkit.data.datasets import get_dataset
+
+    if name == "frappe_x1":
+        src = SHARED / "frappe_x1"
+        if not (src / "valid.csv").exists():
+            pytest.skip("shared Frappe_x1 not present")
+    else:
+        if not CRITEO_RAW.exists():
+            pytest.skip("shared Criteo sample not present")
+        src = tmp_path / "raw"
+        src.mkdir()
+        (src / "train.txt").symlink_to(CRITEO_RAW.resolve())
+    spec = get_dataset(name).data_spec(src, work_dir=tmp_path / "work")
+    assert_same_store(*both_ways(tmp_path, spec, monkeypatch))
+
+
 # ------------------------------------------------------------------------------ the extension
 def scan(data: bytes, ncols: int, colmap: list[int], header: bool = False, sep: str = ","):
     s = _dictscan.Scanner(ncols)
