@@ -33,9 +33,10 @@ FEATURES = [
     {"name": "c5", "kind": "categorical", "hash_buckets": 5},
 ]
 SCHEMA = FeatureSchema.from_dict(
-    {"features": FEATURES, "tasks": [{"name": "click", "column": "y"}, {"name": "buy", "column": "z"}]}
+    {"features": FEATURES, "tasks": [{"name": "click", "column": "y"}, {"name": "buy", "column": "z"}],
+     "group": "user", "domain": "scene"}  # fmt: skip
 )
-HEADER = ["n1", "n2", "n3", "n4", "n5", "c1", "c2", "c3", "c4", "c5", "skip", "y", "z"]
+HEADER = ["n1", "n2", "n3", "n4", "n5", "c1", "c2", "c3", "c4", "c5", "skip", "y", "z", "user", "scene"]
 WORDS = ["a", "b", "c", "d", "é", "日本", "long-value-over-eight-bytes", "long-value-over-eight-bytez", "x" * 40]
 
 
@@ -63,7 +64,10 @@ def rows(rng: np.random.Generator, n: int, extra: int = 0) -> list[list[str]]:
     out = []
     for _ in range(n):
         nums = [num(True), num(True), num(False), num(False), num(False)]
-        out.append([*nums, cat(9), cat(4), cat(6), cat(8), cat(7), "ignored", labels[int(rng.integers(0, 7))], str(int(rng.integers(0, 2)))])
+        user = f"u{int(rng.integers(0, 200))}" if rng.random() > 0.02 else ""
+        scene = ["home", "search", "feed"][int(rng.integers(0, 3))]
+        out.append([*nums, cat(9), cat(4), cat(6), cat(8), cat(7), "ignored", labels[int(rng.integers(0, 7))],
+                    str(int(rng.integers(0, 2))), user, scene])  # fmt: skip
     return out
 
 
@@ -123,6 +127,7 @@ def test_same_store_as_the_polars_reader(tmp_path: Path, monkeypatch: pytest.Mon
     assert_same_store(native, polars)
     manifest = json.loads((native / "manifest.json").read_text())
     assert manifest["splits"]["test"]["oov"]["c1"] > 0  # values seen only in test are OOV
+    assert (native / "valid" / "group.npy").exists() and (native / "test" / "domain.npy").exists()
 
 
 def test_same_store_from_headerless_crlf_tsv_without_last_newline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,12 +154,13 @@ def test_same_store_when_files_are_cut_into_many_pieces(tmp_path: Path, monkeypa
     "line, why, error",
     [
         ("1,2,3", "wrong field count", "row has 3 fields"),
+        ("1,2,3,4,5,a,b,c,d,e,f,1,0,u1,shop", "a domain unseen in train", "domain unseen in train"),
         ("", "blank line", "row has"),
-        ('1,2,3,4,5,"a,b",b,c,d,e,f,1,0', "quoted separator", None),
-        ("1,2,3,4,5,a,b,c,d,e,f,maybe,0", "label", "label is not 0/1"),
-        ("1,2,x3,4,5,a,b,c,d,e,f,1,0", "text in a numeric column", "is not a number"),
-        ("1,2,inf,4,5,a,b,c,d,e,f,1,0", "a number that is not plain decimal", None),
-        ("1,2, 3,4,5,a,b,c,d,e,f,1,0", "a padded number", None),
+        ('1,2,3,4,5,"a,b",b,c,d,e,f,1,0,u1,feed', "quoted separator", None),
+        ("1,2,3,4,5,a,b,c,d,e,f,maybe,0,u1,feed", "label", "label is not 0/1"),
+        ("1,2,x3,4,5,a,b,c,d,e,f,1,0,u1,feed", "text in a numeric column", "is not a number"),
+        ("1,2,inf,4,5,a,b,c,d,e,f,1,0,u1,feed", "a number that is not plain decimal", None),
+        ("1,2, 3,4,5,a,b,c,d,e,f,1,0,u1,feed", "a padded number", None),
     ],
 )
 def test_anything_else_goes_to_the_polars_reader(tmp_path: Path, line: str, why: str, error: str | None) -> None:

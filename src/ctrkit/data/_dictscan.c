@@ -220,6 +220,7 @@ static void Scanner_dealloc(ScannerObject *self) {
 }
 
 static int Scanner_init(ScannerObject *self, PyObject *args, PyObject *kwds) {
+    (void)kwds;
     int ncols;
     if (!PyArg_ParseTuple(args, "i", &ncols)) return -1;
     if (self->s.dicts) {
@@ -481,34 +482,44 @@ static PyTypeObject ScannerType = {
 
 /* ---------------------------------------------------------------------------- gathering */
 /*
- * gather(codes, ncols, srcs, lut_offsets, luts, out): out[i, j] =
- * luts[lut_offsets[j] + codes[i, srcs[j]]] for 4-byte items (int32 ids or float32 values), row
- * by row, so the (rows, len(srcs)) output is written once, in order. The codes must be ones a
- * Scanner gave (each below its column's table size): they are not checked.
+ * gather(codes, ncols, srcs, lut_offsets, luts, out, itemsize=4): out[i, j] =
+ * luts[lut_offsets[j] + codes[i, srcs[j]]] for items of 4 bytes (int32 ids, float32 values) or
+ * 8 (int64 group keys), row by row, so the (rows, len(srcs)) output is written once, in order.
+ * The codes must be ones a Scanner gave (each below its column's table size): they are not
+ * checked.
  */
+#define GATHER_ROWS(T)                                                  \
+    do {                                                                \
+        const T *lut = luts.buf;                                        \
+        T *o = out.buf;                                                 \
+        for (int64_t i = 0; i < rows; i++) {                            \
+            const int32_t *row = c + i * K;                             \
+            T *orow = o + i * J;                                        \
+            for (int j = 0; j < J; j++) orow[j] = lut[lo[j] + row[src[j]]]; \
+        }                                                               \
+    } while (0)
+
 static PyObject *gather(PyObject *mod, PyObject *args) {
+    (void)mod;
     Py_buffer codes, srcs, loffs, luts, out;
-    int K;
-    if (!PyArg_ParseTuple(args, "y*iy*y*y*w*", &codes, &K, &srcs, &loffs, &luts, &out)) return NULL;
+    int K, itemsize = 4;
+    if (!PyArg_ParseTuple(args, "y*iy*y*y*w*|i", &codes, &K, &srcs, &loffs, &luts, &out, &itemsize)) return NULL;
     const int J = (int)(srcs.len / sizeof(int32_t));
     const int64_t rows = K > 0 ? codes.len / (Py_ssize_t)(sizeof(int32_t) * K) : 0;
-    const int64_t nlut = luts.len / (Py_ssize_t)sizeof(uint32_t);
+    const int64_t nlut = (itemsize == 4 || itemsize == 8) ? luts.len / itemsize : 0;
     const int32_t *src = srcs.buf;
     const int64_t *lo = loffs.buf;
-    int ok = J > 0 && (Py_ssize_t)(loffs.len / sizeof(int64_t)) == J && out.len == rows * J * (Py_ssize_t)sizeof(int32_t);
+    int ok = J > 0 && nlut > 0 && (Py_ssize_t)(loffs.len / sizeof(int64_t)) == J && out.len == rows * J * (Py_ssize_t)itemsize;
     for (int j = 0; ok && j < J; j++) ok = src[j] >= 0 && src[j] < K && lo[j] >= 0 && lo[j] < nlut;
     if (!ok) {
         PyErr_SetString(PyExc_ValueError, "gather: buffer sizes do not agree");
     } else {
         Py_BEGIN_ALLOW_THREADS
         const int32_t *c = codes.buf;
-        const uint32_t *lut = luts.buf;
-        uint32_t *o = out.buf;
-        for (int64_t i = 0; i < rows; i++) {
-            const int32_t *row = c + i * K;
-            uint32_t *orow = o + i * J;
-            for (int j = 0; j < J; j++) orow[j] = lut[lo[j] + row[src[j]]];
-        }
+        if (itemsize == 4)
+            GATHER_ROWS(uint32_t);
+        else
+            GATHER_ROWS(uint64_t);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&codes);
@@ -522,6 +533,7 @@ static PyObject *gather(PyObject *mod, PyObject *args) {
 
 /* count_lines(data) -> int: newlines, plus one for a last line without one. */
 static PyObject *count_lines(PyObject *mod, PyObject *args) {
+    (void)mod;
     Py_buffer data;
     if (!PyArg_ParseTuple(args, "y*", &data)) return NULL;
     int64_t n = 0;
@@ -542,7 +554,7 @@ static PyObject *count_lines(PyObject *mod, PyObject *args) {
 }
 
 static PyMethodDef module_methods[] = {
-    {"gather", gather, METH_VARARGS, "gather(codes, ncols, srcs, lut_offsets, luts, out)"},
+    {"gather", gather, METH_VARARGS, "gather(codes, ncols, srcs, lut_offsets, luts, out, itemsize=4)"},
     {"count_lines", count_lines, METH_VARARGS, "count_lines(data) -> int"},
     {NULL, NULL, 0, NULL},
 };

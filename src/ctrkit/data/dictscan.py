@@ -15,8 +15,8 @@ takes the Polars reader, which also names the file, line and column of any bad v
 
 * every split a plain (uncompressed) CSV/TSV with a one-byte separator, error mode for bad rows;
 * a schema of categorical fields, criteo_log2-bucketized numerics and numerics without fitted
-  statistics (``normalizer`` none or log), plus labels: no sequences, group, domain, quantile
-  buckets or standard/min-max statistics;
+  statistics (``normalizer`` none or log), labels, a group and a domain column: no sequences,
+  quantile buckets or standard/min-max statistics;
 * no line the scan does not accept: a wrong field count, a blank line, a '"' anywhere;
 * no value the checks reject, and every numeric value a plain decimal number (``-12``,
   ``3.5``, ``1e-3``), whose parse is the same everywhere.
@@ -71,9 +71,7 @@ def unsupported(schema: FeatureSchema, sources: dict[str, SourceFile], on_bad_ro
         sep = src.sep
         if len(sep) != 1 or not sep.isascii() or sep in '\r\n"':
             return f"separator {sep!r} is not one plain byte"
-    return counted_fit_unsupported(schema) or (
-        "a group column needs the rows" if schema.group else None
-    )
+    return counted_fit_unsupported(schema)
 
 
 @dataclass
@@ -99,9 +97,10 @@ def build(
     out: Path,
     step: Callable[[str], None],
 ) -> tuple[Encoders, FeatureSchema, dict[str, dict]] | None:
-    """Write ``<out>/<split>/{ids,dense,labels}.npy`` of every split; return the fitted encoders,
-    the fitted schema and the per-split info of the store's manifest. None (nothing written)
-    when the files or their values need the Polars reader. ``step(label)`` marks progress.
+    """Write every split's arrays (``<out>/<split>/*.npy``: ids, dense, labels, group, domain);
+    return the fitted encoders, the fitted schema and the per-split info of the store's
+    manifest. None (nothing written) when the files or their values need the Polars reader.
+    ``step(label)`` marks progress.
 
     The files are cut at line boundaries into pieces scanned by ``pl.thread_pool_size()``
     threads (POLARS_MAX_THREADS sets it, as for the Polars reader); the extension releases the
@@ -118,7 +117,7 @@ def build(
     threads = max(1, pl.thread_pool_size())
     pieces = _cut(sources, splits, threads)
     # The codes take 4 bytes per field, a field at least 2 of text (a value and its separator).
-    if 2 * sum(p.stop - p.start for p in pieces) > _MEMORY_SHARE * os_memory():
+    if 2 * sum(p.stop - p.start for p in pieces) > _MEMORY_SHARE * _os_memory():
         return None
 
     def scan(piece: _Piece) -> bool:
@@ -154,6 +153,15 @@ def build(
     ids = [(col[f.source], _lut(distinct[f.source], e, np.int32)) for f, e in zip(schema.categorical, enc.id_exprs())]
     dense = [(col[f.source], _lut(distinct[f.source], enc.numeric_expr(f), np.float32)) for f in schema.numeric]
     labels = [(col[t.source], _lut(distinct[t.source], e, np.float32)) for t, e in zip(schema.tasks, enc.label_exprs())]
+    # Per-row keys of their own: the group's hash (int64) and the domain's index (int32).
+    group = [(col[schema.group], _lut(distinct[schema.group], enc.group_expr(), np.int64))] if schema.group else []
+    domain = []
+    if schema.domain:
+        ids_of = distinct[schema.domain].select(enc.domain_expr()).to_series()
+        k = col[schema.domain]
+        if any((counts[s][k][ids_of.is_null().to_numpy()] > 0).any() for s in splits):
+            return None  # a domain unseen in train (or missing): the Polars reader names the line
+        domain = [(k, ids_of.fill_null(-1).to_numpy().astype(np.int32))]
     info: dict[str, dict] = {}
     for split in splits:
         step(f"{split}: encode")
@@ -163,6 +171,10 @@ def build(
         _write_gathered(d / "ids.npy", mine, ids, np.int32)
         _write_gathered(d / "dense.npy", mine, dense, np.float32)
         _write_gathered(d / "labels.npy", mine, labels, np.float32)
+        if group:
+            _write_gathered(d / "group.npy", mine, group, np.int64, flat=True)
+        if domain:
+            _write_gathered(d / "domain.npy", mine, domain, np.int32, flat=True)
         lab = np.load(d / "labels.npy")  # (small: one column per task)
         info[split] = {
             "rows": int(sum(p.codes.shape[0] for p in mine)),
@@ -177,7 +189,7 @@ def build(
     return enc, fitted, info
 
 
-def os_memory() -> int:
+def _os_memory() -> int:
     """Physical memory in bytes (a large default where the system does not say)."""
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
@@ -273,12 +285,15 @@ def _lut(values: pl.DataFrame, expr: pl.Expr, dtype: type) -> np.ndarray:
 _BLOCK_ROWS = 1 << 14
 
 
-def _write_gathered(path: Path, pieces: list[_Piece], luts: list[tuple[int, np.ndarray]], dtype: type) -> None:
+def _write_gathered(
+    path: Path, pieces: list[_Piece], luts: list[tuple[int, np.ndarray]], dtype: type, *, flat: bool = False
+) -> None:
     """Write the ``.npy`` of the (rows, len(luts)) array whose column j is ``lut_j[code]`` of
     column ``k_j``, the pieces one after the other, gathered by the extension one block of rows
-    at a time (through each piece's remap to the merged codes)."""
+    at a time (through each piece's remap to the merged codes). ``flat``: one lut, shape (rows,)."""
     rows = sum(p.codes.shape[0] for p in pieces)
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (rows, len(luts))}
+    shape = (rows,) if flat else (rows, len(luts))
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
     with open(path, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, header)
         if not luts or not rows:
@@ -294,5 +309,5 @@ def _write_gathered(path: Path, pieces: list[_Piece], luts: list[tuple[int, np.n
             for start in range(0, codes.shape[0], _BLOCK_ROWS):
                 part = codes[start : start + _BLOCK_ROWS]
                 out = block[: part.shape[0]]
-                _dictscan.gather(part, codes.shape[1], srcs, offsets, table, out)
+                _dictscan.gather(part, codes.shape[1], srcs, offsets, table, out, out.itemsize)
                 fh.write(out.data)

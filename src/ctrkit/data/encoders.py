@@ -274,8 +274,8 @@ class Encoders:
         instead of the rows: ``distinct[column]`` has the column (strings, null for a missing
         value) and ``COUNT`` (Int64). Gives the same state as :meth:`fit` on the rows.
 
-        Only for schemas whose fitted state is vocabularies alone (no quantile buckets, no
-        standard or min-max statistics, no sequences, no domains: those need the rows, see
+        Only for schemas whose fitted state is vocabularies and domains (no quantile buckets,
+        no standard or min-max statistics, no sequences: those need the rows, see
         :func:`counted_fit_unsupported`).
         """
         reason = counted_fit_unsupported(schema)
@@ -288,6 +288,9 @@ class Encoders:
             tokens = frame.select(enc.token_expr(f).alias("token"), pl.col(COUNT).alias("count"))
             owners.setdefault(schema.vocab_owner(f.name), []).append(tokens)
         enc._set_vocabs(owners)
+        if schema.domain:
+            seen = distinct[schema.domain].filter(pl.col(COUNT) > 0)
+            enc.domains = seen.select(pl.col(schema.domain).cast(pl.String).drop_nulls().unique().sort()).to_series().to_list()
         return enc
 
     def fitted_schema(self) -> FeatureSchema:
@@ -463,8 +466,6 @@ def counted_fit_unsupported(schema: FeatureSchema) -> str | None:
     """Why :meth:`Encoders.fit_counted` cannot fit ``schema`` (None when it can)."""
     if schema.sequences:
         return "sequence fields need the rows"
-    if schema.domain:
-        return "a domain column needs the rows"
     for f in schema.features:
         if isinstance(f, NumericFeature) and f.bucketize is not None and f.bucketize.method == "quantile":
             return f"quantile buckets ('{f.name}') need the rows"
