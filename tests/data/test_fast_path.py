@@ -156,6 +156,20 @@ def test_quoted_separator_is_one_field(tmp_path: Path) -> None:
     assert st.arrays("train").ids[:, 0].tolist() == [2, 3, 2]
 
 
+def test_short_row_in_a_quoted_file(tmp_path: Path) -> None:
+    """Polars fills a short row with nulls without a word; a file with quotes gets its fields
+    counted record by record (a quoted separator or newline is part of its field)."""
+    p = tmp_path / "t.csv"
+    p.write_text('a,x,y\n"u,v",1,1\n"multi\nline",2,0\nw,3\n"u,v",3,1\n')
+    schema = A_X_SCHEMA
+    with pytest.raises(DataError, match="row has 2 fields, expected 3") as e:
+        build_store(DataSpec(schema, {"train": source_file(p)}), tmp_path / "s", progress=False)
+    assert e.value.line == 5  # (the record before spans lines 3 and 4)
+    p.write_text('a,x,y\n"u,v",1,1\nw,3\n"u,v",3,1\n')
+    st = build_store(DataSpec(schema, {"train": source_file(p)}, on_bad_rows="skip"), tmp_path / "k", progress=False)
+    assert st.manifest["splits"]["train"]["rejected"] == 1 and st.rows("train") == 2
+
+
 def test_fill_value_that_is_also_a_value(tmp_path: Path) -> None:
     p = tmp_path / "t.csv"
     p.write_text("a,y\nb,1\n,0\nc,1\nc,0\n,1\n")
