@@ -155,6 +155,7 @@ def test_same_store_when_files_are_cut_into_many_pieces(tmp_path: Path, monkeypa
     [
         ("1,2,3", "wrong field count", "row has 3 fields"),
         ("1,2,3,4,5,a,b,c,d,e,f,1,0,u1,shop", "a domain unseen in train", "domain unseen in train"),
+        ("1,2,3,4,5,a,b,c,d,e,f,1,0,u1,", "a row without a domain", "domain is missing"),
         ("", "blank line", "row has"),
         ('1,2,3,4,5,"a,b",b,c,d,e,f,1,0,u1,feed', "quoted separator", None),
         ("1,2,3,4,5,a,b,c,d,e,f,maybe,0,u1,feed", "label", "label is not 0/1"),

@@ -406,9 +406,13 @@ class Encoders:
         for t in self.schema.tasks:
             c = pl.col(t.source).cast(pl.String).str.strip_chars()
             checks.append((t.source, "label is not 0/1", ~c.is_in(_LABEL_TRUE + _LABEL_FALSE) | c.is_null()))
+        if self.schema.domain:
+            # A row without a domain cannot be routed (its id would be garbage, not an error).
+            checks.append((self.schema.domain, "domain is missing", pl.col(self.schema.domain).is_null()))
         if self.schema.domain and self.domains:  # only once fitted: train defines the domains
             keys = pl.Series(self.domains, dtype=pl.String)
-            checks.append((self.schema.domain, "domain unseen in train", ~pl.col(self.schema.domain).cast(pl.String).is_in(keys)))
+            unseen = ~pl.col(self.schema.domain).cast(pl.String).is_in(keys) & pl.col(self.schema.domain).is_not_null()
+            checks.append((self.schema.domain, "domain unseen in train", unseen))
         return checks
 
     def validation_candidates(self) -> pl.Expr:
