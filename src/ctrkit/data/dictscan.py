@@ -9,14 +9,16 @@ reader. That covers checks, tokens, the vocabulary fit (:meth:`Encoders.fit_coun
 numeric values and labels. Each distinct value is evaluated once, and the store's arrays are
 gathered from those lookup tables in one pass over the codes.
 
-The result is the store the Polars reader writes, byte for byte (a test builds both). This path
-applies only where that holds by construction. Anything outside it returns None and the caller
-takes the Polars reader, which also names the file, line and column of any bad value:
+The result is the store the Polars reader writes, byte for byte (a test builds both), but for
+the last bit of a standard/min-max normalizer's mean and deviation: Polars' own sums depend on
+how its CSV reader chunked the column, while here they run on one contiguous train column in file
+order. This path applies only where that holds by construction. Anything outside it returns
+None and the caller takes the Polars reader, which also names the file, line and column of any
+bad value:
 
 * every split a plain (uncompressed) CSV/TSV with a one-byte separator, error mode for bad rows;
-* a schema of categorical fields, criteo_log2-bucketized numerics and numerics without fitted
-  statistics (``normalizer`` none or log), labels, a group and a domain column: no sequences,
-  quantile buckets or standard/min-max statistics;
+* a schema without sequence fields. Normalizer statistics and quantile edges are computed by
+  the same Polars expressions on the train column, gathered in file order;
 * no line the scan does not accept: a wrong field count, a blank line, a '"' anywhere;
 * no value the checks reject, and every numeric value a plain decimal number (``-12``,
   ``3.5``, ``1e-3``), whose parse is the same everywhere.
@@ -38,7 +40,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ctrkit.data.encoders import COUNT, Encoders, counted_fit_unsupported
+from ctrkit.data.encoders import COUNT, Encoders, counted_fit_unsupported, stat_columns
 from ctrkit.data.readers import _COMPRESSED, SourceFile, header_columns
 from ctrkit.schema import OOV_ID, FeatureSchema, NumericFeature
 
@@ -146,7 +148,9 @@ def build(
     counted = {
         c: distinct[c].with_columns(pl.Series(COUNT, counts["train"][k], dtype=pl.Int64)) for k, c in enumerate(columns)
     }
-    enc = Encoders.fit_counted(schema, counted)
+    train_pieces = [p for p in pieces if p.split == "train"]
+    numeric_rows = _train_numbers(train_pieces, distinct, {c: columns.index(c) for c in stat_columns(schema)})
+    enc = Encoders.fit_counted(schema, counted, numeric_rows)
     fitted = enc.fitted_schema()
 
     col = {c: k for k, c in enumerate(columns)}
@@ -273,6 +277,28 @@ def _values_pass(schema: FeatureSchema, distinct: dict[str, pl.DataFrame]) -> bo
         if distinct[col].select((v.is_not_null() & ~v.str.contains(_PLAIN_NUMBER)).any()).item():
             return False
     return True
+
+
+def _train_numbers(pieces: list[_Piece], distinct: dict[str, pl.DataFrame], cols: dict[str, int]) -> pl.LazyFrame | None:
+    """The train rows' values of ``cols`` (column -> index), in file order, as numbers with null
+    for a missing value: what statistics and quantiles are computed on. The values are gathered
+    through each column's distinct values (a null travels as NaN: a NaN read from the file never
+    gets here, only plain decimal numbers do)."""
+    if not cols:
+        return None
+    rows = sum(p.codes.shape[0] for p in pieces)
+    out = {}
+    for c, k in cols.items():
+        lut = _lut(distinct[c], pl.col(c).cast(pl.Float64, strict=False).fill_null(float("nan")), np.float64)
+        values = np.empty((rows, 1), dtype=np.float64)
+        at = 0
+        for p in pieces:
+            n = p.codes.shape[0]
+            src, offs = np.array([k], dtype=np.int32), np.zeros(1, dtype=np.int64)
+            _dictscan.gather(p.codes, p.codes.shape[1], src, offs, lut[p.remap[k]], values[at : at + n], 8)
+            at += n
+        out[c] = pl.Series(c, values[:, 0]).fill_nan(None)
+    return pl.DataFrame(out).lazy()
 
 
 def _lut(values: pl.DataFrame, expr: pl.Expr, dtype: type) -> np.ndarray:

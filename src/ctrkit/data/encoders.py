@@ -201,32 +201,7 @@ class Encoders:
         for f in schema.sequences:
             members.setdefault(schema.vocab_owner(f.name), []).append(f)
         # Quantile edges and normalizer statistics first: tokens of quantile fields need edges.
-        numeric_aggs = []
-        for f in schema.features:
-            if isinstance(f, NumericFeature) and f.bucketize is None and f.normalizer in ("standard", "minmax"):
-                x = _float(f.source).fill_null(f.fill_value)
-                numeric_aggs += [
-                    x.mean().alias(f"{f.name}|mean"),
-                    x.std().alias(f"{f.name}|std"),
-                    x.min().alias(f"{f.name}|min"),
-                    x.max().alias(f"{f.name}|max"),
-                ]
-            if isinstance(f, NumericFeature) and f.bucketize and f.bucketize.method == "quantile":
-                x = _float(f.source).fill_null(f.fill_value)
-                q = f.bucketize.num_buckets
-                numeric_aggs += [
-                    x.quantile(i / q, interpolation="linear").alias(f"{f.name}|q{i}") for i in range(1, q)
-                ]
-        if numeric_aggs:
-            row = lf.select(numeric_aggs).collect().row(0, named=True)
-            for key, val in row.items():
-                name, stat = key.split("|")
-                if stat.startswith("q"):
-                    enc.edges.setdefault(name, []).append(float(val))
-                else:
-                    enc.stats.setdefault(name, {})[stat] = float(val) if val is not None else 0.0
-            for name in enc.edges:
-                enc.edges[name] = sorted(set(enc.edges[name]))
+        enc._fit_numeric(lf)
         # Per owner, (token, count) frames of each member, summed below. An owner made only of
         # criteo_log2 numerics counts integer tokens (cast to their string tokens after counting:
         # the same counts, far fewer string operations), bucketing each distinct value once.
@@ -254,6 +229,35 @@ class Encoders:
             enc.domains = doms[schema.domain].to_list()
         return enc
 
+    def _fit_numeric(self, rows: pl.LazyFrame) -> None:
+        """Normalizer statistics and quantile edges from the train rows (the source columns of
+        the numeric features that need them)."""
+        aggs = []
+        for f in self.schema.features:
+            if isinstance(f, NumericFeature) and f.bucketize is None and f.normalizer in ("standard", "minmax"):
+                x = _float(f.source).fill_null(f.fill_value)
+                aggs += [
+                    x.mean().alias(f"{f.name}|mean"),
+                    x.std().alias(f"{f.name}|std"),
+                    x.min().alias(f"{f.name}|min"),
+                    x.max().alias(f"{f.name}|max"),
+                ]
+            if isinstance(f, NumericFeature) and f.bucketize and f.bucketize.method == "quantile":
+                x = _float(f.source).fill_null(f.fill_value)
+                q = f.bucketize.num_buckets
+                aggs += [x.quantile(i / q, interpolation="linear").alias(f"{f.name}|q{i}") for i in range(1, q)]
+        if not aggs:
+            return
+        row = rows.select(aggs).collect().row(0, named=True)
+        for key, val in row.items():
+            name, stat = key.split("|")
+            if stat.startswith("q"):
+                self.edges.setdefault(name, []).append(float(val))
+            else:
+                self.stats.setdefault(name, {})[stat] = float(val) if val is not None else 0.0
+        for name in self.edges:
+            self.edges[name] = sorted(set(self.edges[name]))
+
     def _set_vocabs(self, owners: dict[str, list[pl.LazyFrame]]) -> None:
         """Each owner's vocabulary from its members' (token, count) frames: the counts summed per
         token, tokens rarer than ``min_count`` dropped, the rest by count (ties by token)."""
@@ -269,21 +273,29 @@ class Encoders:
             self.vocabs[owner] = Vocab(kept["token"].to_list(), kept["count"].to_list(), buckets)
 
     @classmethod
-    def fit_counted(cls, schema: FeatureSchema, distinct: Mapping[str, pl.DataFrame]) -> "Encoders":
+    def fit_counted(
+        cls, schema: FeatureSchema, distinct: Mapping[str, pl.DataFrame], numeric_rows: pl.LazyFrame | None = None
+    ) -> "Encoders":
         """:meth:`fit` from each source column's distinct raw values and their train counts
         instead of the rows: ``distinct[column]`` has the column (strings, null for a missing
         value) and ``COUNT`` (Int64). Gives the same state as :meth:`fit` on the rows.
 
-        Only for schemas whose fitted state is vocabularies and domains (no quantile buckets,
-        no standard or min-max statistics, no sequences: those need the rows, see
-        :func:`counted_fit_unsupported`).
+        Normalizer statistics and quantile edges need the rows themselves: ``numeric_rows``
+        holds the train values of the columns in :func:`stat_columns` (numbers, null for a
+        missing value). Sequences cannot be fitted this way (:func:`counted_fit_unsupported`).
         """
         reason = counted_fit_unsupported(schema)
         if reason is not None:
             raise ValueError(f"fit_counted: {reason}")
         enc = cls(schema)
+        if stat_columns(schema):
+            if numeric_rows is None:
+                raise ValueError(f"fit_counted: the train values of {stat_columns(schema)} are needed")
+            enc._fit_numeric(numeric_rows)
         owners: dict[str, list[pl.LazyFrame]] = {}
         for f in schema.categorical:
+            if isinstance(f, NumericFeature) and f.bucketize and f.bucketize.method == "quantile":
+                continue  # fixed-size buckets, no vocabulary
             frame = distinct[f.source].lazy()
             tokens = frame.select(enc.token_expr(f).alias("token"), pl.col(COUNT).alias("count"))
             owners.setdefault(schema.vocab_owner(f.name), []).append(tokens)
@@ -470,12 +482,20 @@ def counted_fit_unsupported(schema: FeatureSchema) -> str | None:
     """Why :meth:`Encoders.fit_counted` cannot fit ``schema`` (None when it can)."""
     if schema.sequences:
         return "sequence fields need the rows"
-    for f in schema.features:
-        if isinstance(f, NumericFeature) and f.bucketize is not None and f.bucketize.method == "quantile":
-            return f"quantile buckets ('{f.name}') need the rows"
-        if isinstance(f, NumericFeature) and f.normalizer in ("standard", "minmax"):
-            return f"the {f.normalizer} normalizer ('{f.name}') needs the rows"
     return None
+
+
+def stat_columns(schema: FeatureSchema) -> list[str]:
+    """Source columns whose train values (not only their distinct values) the fit needs: those
+    of normalized (standard, min-max) and quantile-bucketized numerics."""
+    cols: list[str] = []
+    for f in schema.features:
+        if not isinstance(f, NumericFeature):
+            continue
+        quantile = f.bucketize is not None and f.bucketize.method == "quantile"
+        if (quantile or (f.bucketize is None and f.normalizer in ("standard", "minmax"))) and f.source not in cols:
+            cols.append(f.source)
+    return cols
 
 
 def _value_counts(tokens: pl.LazyFrame) -> pl.LazyFrame:
@@ -540,4 +560,4 @@ def bad_row_mask(checks: list[tuple[str, str, pl.Expr]]) -> tuple[pl.Expr, pl.Ex
     return any_bad, reason
 
 
-__all__ = ["COUNT", "Encoders", "Vocab", "bad_row_mask", "counted_fit_unsupported", "criteo_log2", "first_bad_row"]
+__all__ = ["COUNT", "Encoders", "Vocab", "bad_row_mask", "counted_fit_unsupported", "criteo_log2", "first_bad_row", "stat_columns"]
