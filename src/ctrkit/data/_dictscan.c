@@ -46,6 +46,7 @@ typedef struct {
 typedef struct {
     int ncols;
     Dict *dicts;
+    int busy; /* a scan is running (without the GIL): the tables must not be touched */
 } Scanner;
 
 /* One field of the row being scanned. */
@@ -371,6 +372,11 @@ static PyObject *Scanner_scan(ScannerObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    if (self->s.busy) { /* (one Scanner per thread: the tables have no lock) */
+        PyErr_SetString(PyExc_RuntimeError, "this Scanner is scanning in another thread");
+        goto done;
+    }
+    self->s.busy = 1;
     int status;
     int64_t rows, line;
     const char *p = data.buf;
@@ -379,6 +385,7 @@ static PyObject *Scanner_scan(ScannerObject *self, PyObject *args) {
     status = scan_rows(&self->s, p, p + data.len, (char)sep, skip_header, cmap, nfields, out.buf, max_rows, fl, &rows,
                        &line);
     Py_END_ALLOW_THREADS
+    self->s.busy = 0;
     result = Py_BuildValue("iLL", status, (long long)rows, (long long)line);
 done:
     free(filled);
@@ -393,6 +400,10 @@ done:
 static Dict *column_arg(ScannerObject *self, PyObject *args) {
     int k;
     if (!PyArg_ParseTuple(args, "i", &k)) return NULL;
+    if (self->s.busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this Scanner is scanning in another thread");
+        return NULL;
+    }
     if (k < 0 || k >= self->s.ncols) {
         PyErr_SetString(PyExc_IndexError, "column out of range");
         return NULL;
@@ -428,6 +439,10 @@ static PyObject *Scanner_counts(ScannerObject *self, PyObject *args) {
 static PyObject *Scanner_merge(ScannerObject *self, PyObject *args) {
     ScannerObject *other;
     if (!PyArg_ParseTuple(args, "O!", Py_TYPE(self), &other)) return NULL;
+    if (self->s.busy || other->s.busy) {
+        PyErr_SetString(PyExc_RuntimeError, "merge while a Scanner is scanning in another thread");
+        return NULL;
+    }
     if (other == self || other->s.ncols != self->s.ncols) {
         PyErr_SetString(PyExc_ValueError, "merge needs another Scanner with as many columns");
         return NULL;
