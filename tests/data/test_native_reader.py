@@ -178,8 +178,9 @@ def test_same_store_when_files_are_cut_into_many_pieces(tmp_path: Path, monkeypa
         ("", "blank line", "row has"),
         ('1,2,3,4,5,6,7,"a,b",b,c,d,e,f,1,0,u1,feed', "quoted separator", None),
         ("1,2,3,4,5,6,7,a,b,c,d,e,f,maybe,0,u1,feed", "label", "label is not 0/1"),
-        ("1,2,x3,4,5,6,7,a,b,c,d,e,f,1,0,u1,feed", "text in a numeric column", "is not a number"),
-        ("1,2,inf,4,5,6,7,a,b,c,d,e,f,1,0,u1,feed", "a number that is not plain decimal", None),
+        ("1,2,x3,4,5,6,7,a,b,c,d,e,f,1,0,u1,feed", "text in a numeric column", "is not a finite number"),
+        ("1,2,inf,4,5,6,7,a,b,c,d,e,f,1,0,u1,feed", "an infinite number", "is not a finite number"),
+        ("nan,2,3,4,5,6,7,a,b,c,d,e,f,1,0,u1,feed", "not a number", "is not a finite number"),
         ("1,2, 3,4,5,6,7,a,b,c,d,e,f,1,0,u1,feed", "a padded number", None),
     ],
 )

@@ -41,7 +41,11 @@ _LABEL_FALSE = ["0", "0.0", "false", "False", "-1"]
 
 
 def _float(col: str) -> pl.Expr:
-    return pl.col(col).cast(pl.Float64, strict=False)
+    """The column as a finite number, null when it is not one: text, and also "nan" or "inf",
+    which parse as floats but no normalizer or bucketing can use (the checks then report them,
+    rather than Polars failing in the middle of an expression)."""
+    x = pl.col(col).cast(pl.Float64, strict=False)
+    return pl.when(x.is_finite()).then(x)
 
 
 def criteo_log2(x: pl.Expr) -> pl.Expr:
@@ -414,7 +418,7 @@ class Encoders:
             if isinstance(f, NumericFeature):
                 raw = pl.col(f.source).cast(pl.String).str.strip_chars()
                 bad = raw.is_not_null() & (raw != "") & _float(f.source).is_null()
-                checks.append((f.source, "is not a number", bad))
+                checks.append((f.source, "is not a finite number", bad))
         for t in self.schema.tasks:
             c = pl.col(t.source).cast(pl.String).str.strip_chars()
             checks.append((t.source, "label is not 0/1", ~c.is_in(_LABEL_TRUE + _LABEL_FALSE) | c.is_null()))
