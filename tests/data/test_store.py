@@ -228,3 +228,35 @@ def test_native_reader_is_built_where_a_compiler_exists() -> None:
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler here")
     assert dictscan._dictscan is not None, "the C extension ctrkit.data._dictscan was not built"
+
+
+A_X = FeatureSchema.from_dict(
+    {"features": [{"name": "a", "kind": "categorical"}, {"name": "x", "kind": "numeric"}], "tasks": [{"name": "c", "column": "y"}]}
+)
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_a_split_without_rows_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: str) -> None:
+    monkeypatch.setenv("CTRKIT_NATIVE_READER", native)
+    (tmp_path / "train.csv").write_text("a,x,y\nu,1,0\nv,2,1\n")
+    (tmp_path / "valid.csv").write_text("a,x,y\n")
+    spec = DataSpec(A_X, {s: source_file(tmp_path / f"{s}.csv") for s in ("train", "valid")})
+    with pytest.raises(DataError, match="split 'valid' is empty: the file has no data rows") as e:
+        build_store(spec, tmp_path / "store", progress=False)
+    assert e.value.file == str(tmp_path / "valid.csv")
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_byte_order_mark_before_the_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: str) -> None:
+    monkeypatch.setenv("CTRKIT_NATIVE_READER", native)
+    (tmp_path / "train.csv").write_bytes("\ufeffa,x,y\nu,1,0\nv,2,1\n".encode())
+    st = build_store(DataSpec(A_X, {"train": source_file(tmp_path / "train.csv")}), tmp_path / "store", progress=False)
+    assert st.encoders.vocabs["a"].values == ["u", "v"] and st.rows("train") == 2
+
+
+def test_lone_carriage_returns_are_named(tmp_path: Path) -> None:
+    (tmp_path / "train.csv").write_text("a,x,y\ru,1,0\rv,2,1\r")
+    with pytest.raises(DataError, match="lone carriage return") as e:
+        build_store(DataSpec(A_X, {"train": source_file(tmp_path / "train.csv")}), tmp_path / "store", progress=False)
+    assert e.value.line == 1

@@ -231,6 +231,8 @@ def _scan(piece: _Piece, columns: list[str], colmap: np.ndarray) -> bool:
     accept it (wrong field count, blank line, quote) or it has no rows."""
     src = piece.src
     with open(src.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if piece.start == 0 and not piece.header and mm[:3] == b"\xef\xbb\xbf":
+            return False  # a byte order mark before the first value: the Polars reader drops it
         view = memoryview(mm)[piece.start : piece.stop]
         try:
             rows = _dictscan.count_lines(view) - (1 if piece.header else 0)

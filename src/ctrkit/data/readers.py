@@ -101,9 +101,16 @@ def header_columns(src: SourceFile) -> list[str]:
             raise DataError("file has no header: give 'columns' (the name of every column)", file=src.path)
         return list(src.columns)
     with open(src.path, "rb") as fh:
-        first = fh.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+        # (utf-8-sig: a byte order mark, as spreadsheet exports write, is not part of a name)
+        first = fh.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
     if not first:
         raise DataError("file is empty (no header line)", file=src.path, line=1)
+    if "\r" in first:
+        raise DataError(
+            "lines end with a lone carriage return ('\\r', old Mac style); ctrkit reads LF or CRLF line ends",
+            file=src.path,
+            line=1,
+        )
     names = [c.strip().strip('"') for c in first.split(src.sep)]
     if src.columns is not None and list(src.columns) != names:
         raise DataError(f"header {names} differs from the declared columns {list(src.columns)}", file=src.path, line=1)

@@ -360,6 +360,10 @@ def _write_store(
     else:
         enc, fitted, split_info = _encode_with_polars(spec, out, splits, step, rejects, facts)
     bar.close()
+    for split, info in split_info.items():
+        if info["rows"] == 0:  # (nothing to fit on, or to evaluate)
+            why = "every row was rejected" if info["rejected"] else "the file has no data rows"
+            raise DataError(f"split '{split}' is empty: {why}", file=spec.sources[split].path)
 
     if rejects:
         (out / "rejects").mkdir()
