@@ -426,8 +426,8 @@ class Encoders:
             # A row without a domain cannot be routed (its id would be garbage, not an error).
             checks.append((self.schema.domain, "domain is missing", pl.col(self.schema.domain).is_null()))
         if self.schema.domain and self.domains:  # only once fitted: train defines the domains
-            keys = pl.Series(self.domains, dtype=pl.String)
-            unseen = ~pl.col(self.schema.domain).cast(pl.String).is_in(keys) & pl.col(self.schema.domain).is_not_null()
+            # (a list, not a Series: is_in over a same-typed Series is deprecated as ambiguous)
+            unseen = ~pl.col(self.schema.domain).cast(pl.String).is_in(list(self.domains)) & pl.col(self.schema.domain).is_not_null()
             checks.append((self.schema.domain, "domain unseen in train", unseen))
         return checks
 
