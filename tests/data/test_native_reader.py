@@ -34,12 +34,14 @@ FEATURES = [
     {"name": "c3", "kind": "categorical"},
     {"name": "c4", "kind": "categorical", "share_vocab_with": "c3"},
     {"name": "c5", "kind": "categorical", "hash_buckets": 5},
+    {"name": "h1", "kind": "sequence", "delimiter": "|", "max_len": 3, "share_vocab_with": "c1"},
+    {"name": "h2", "kind": "sequence", "delimiter": "^", "max_len": 2, "truncate": "post", "min_count": 3},
 ]
 SCHEMA = FeatureSchema.from_dict(
     {"features": FEATURES, "tasks": [{"name": "click", "column": "y"}, {"name": "buy", "column": "z"}],
      "group": "user", "domain": "scene"}  # fmt: skip
 )
-HEADER = ["n1", "n2", "n3", "n4", "n5", "n6", "n7", "c1", "c2", "c3", "c4", "c5", "skip", "y", "z", "user", "scene"]
+HEADER = ["n1", "n2", "n3", "n4", "n5", "n6", "n7", "c1", "c2", "c3", "c4", "c5", "h1", "h2", "skip", "y", "z", "user", "scene"]
 WORDS = ["a", "b", "c", "d", "é", "日本", "long-value-over-eight-bytes", "long-value-over-eight-bytez", "x" * 40]
 
 
@@ -69,7 +71,10 @@ def rows(rng: np.random.Generator, n: int, extra: int = 0) -> list[list[str]]:
         nums = [num(True), num(True), num(False), num(False), num(False), num(False), num(False)]
         user = f"u{int(rng.integers(0, 200))}" if rng.random() > 0.02 else ""
         scene = ["home", "search", "feed"][int(rng.integers(0, 3))]
-        out.append([*nums, cat(9), cat(4), cat(6), cat(8), cat(7), "ignored", labels[int(rng.integers(0, 7))],
+        # Sequences: up to 5 items (cut to max_len), empty items dropped, some rows empty.
+        h1 = "|".join(cat(9) for _ in range(int(rng.integers(0, 6))))
+        h2 = "^".join(cat(6) for _ in range(int(rng.integers(0, 4))))
+        out.append([*nums, cat(9), cat(4), cat(6), cat(8), cat(7), h1, h2, "ignored", labels[int(rng.integers(0, 7))],
                     str(int(rng.integers(0, 2))), user, scene])  # fmt: skip
     return out
 
@@ -147,6 +152,7 @@ def test_same_store_as_the_polars_reader(tmp_path: Path, monkeypatch: pytest.Mon
     manifest = json.loads((native / "manifest.json").read_text())
     assert manifest["splits"]["test"]["oov"]["c1"] > 0  # values seen only in test are OOV
     assert (native / "valid" / "group.npy").exists() and (native / "test" / "domain.npy").exists()
+    assert manifest["splits"]["train"]["sequences"]["h1"]["items"] > 0
 
 
 def test_same_store_from_headerless_crlf_tsv_without_last_newline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,15 +179,15 @@ def test_same_store_when_files_are_cut_into_many_pieces(tmp_path: Path, monkeypa
     "line, why, error",
     [
         ("1,2,3", "wrong field count", "row has 3 fields"),
-        ("1,2,3,4,5,6,7,a,b,c,d,e,f,1,0,u1,shop", "a domain unseen in train", "domain unseen in train"),
-        ("1,2,3,4,5,6,7,a,b,c,d,e,f,1,0,u1,", "a row without a domain", "domain is missing"),
+        ("1,2,3,4,5,6,7,a,b,c,d,e,s|t,q,f,1,0,u1,shop", "a domain unseen in train", "domain unseen in train"),
+        ("1,2,3,4,5,6,7,a,b,c,d,e,s|t,q,f,1,0,u1,", "a row without a domain", "domain is missing"),
         ("", "blank line", "row has"),
-        ('1,2,3,4,5,6,7,"a,b",b,c,d,e,f,1,0,u1,feed', "quoted separator", None),
-        ("1,2,3,4,5,6,7,a,b,c,d,e,f,maybe,0,u1,feed", "label", "label is not 0/1"),
-        ("1,2,x3,4,5,6,7,a,b,c,d,e,f,1,0,u1,feed", "text in a numeric column", "is not a finite number"),
-        ("1,2,inf,4,5,6,7,a,b,c,d,e,f,1,0,u1,feed", "an infinite number", "is not a finite number"),
-        ("nan,2,3,4,5,6,7,a,b,c,d,e,f,1,0,u1,feed", "not a number", "is not a finite number"),
-        ("1,2, 3,4,5,6,7,a,b,c,d,e,f,1,0,u1,feed", "a padded number", None),
+        ('1,2,3,4,5,6,7,"a,b",b,c,d,e,s|t,q,f,1,0,u1,feed', "quoted separator", None),
+        ("1,2,3,4,5,6,7,a,b,c,d,e,s|t,q,f,maybe,0,u1,feed", "label", "label is not 0/1"),
+        ("1,2,x3,4,5,6,7,a,b,c,d,e,s|t,q,f,1,0,u1,feed", "text in a numeric column", "is not a finite number"),
+        ("1,2,inf,4,5,6,7,a,b,c,d,e,s|t,q,f,1,0,u1,feed", "an infinite number", "is not a finite number"),
+        ("nan,2,3,4,5,6,7,a,b,c,d,e,s|t,q,f,1,0,u1,feed", "not a number", "is not a finite number"),
+        ("1,2, 3,4,5,6,7,a,b,c,d,e,s|t,q,f,1,0,u1,feed", "a padded number", None),
     ],
 )
 def test_anything_else_goes_to_the_polars_reader(tmp_path: Path, line: str, why: str, error: str | None) -> None:
@@ -212,8 +218,6 @@ def test_undecodable_bytes_go_to_the_polars_reader(tmp_path: Path) -> None:
 def test_what_it_does_not_take(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = splits(tmp_path, seed=5)
     sources = {s: source_file(p) for s, p in paths.items()}
-    seq = FeatureSchema.from_dict({"features": [{"name": "h", "kind": "sequence", "delimiter": "|"}], "tasks": [{"name": "click", "column": "y"}]})
-    assert "sequence" in dictscan.unsupported(seq, sources, "error")
     assert "skipping bad rows" in dictscan.unsupported(SCHEMA, sources, "skip")
     monkeypatch.setenv("CTRKIT_NATIVE_READER", "0")
     assert "CTRKIT_NATIVE_READER" in dictscan.unsupported(SCHEMA, sources, "error")

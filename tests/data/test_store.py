@@ -80,12 +80,12 @@ def test_force_rebuilds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     paths = files(tmp_path)
     build_store(spec(paths), tmp_path / "store", progress=False)
     calls = []
-    real = store_mod._encode_split
-    monkeypatch.setattr(store_mod, "_encode_split", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = store_mod._write_store  # (either reader: both write through it)
+    monkeypatch.setattr(store_mod, "_write_store", lambda *a, **k: calls.append(1) or real(*a, **k))
     build_store(spec(paths), tmp_path / "store", progress=False)
     assert calls == []
     build_store(spec(paths), tmp_path / "store", progress=False, force=True)
-    assert len(calls) == 3
+    assert len(calls) == 1
 
 
 def test_rebuild_when_schema_changes(tmp_path: Path) -> None:
@@ -118,14 +118,24 @@ def test_rebuild_when_read_options_change(tmp_path: Path) -> None:
 
 
 def _crash_on_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crash while the test split is written, by either reader."""
+    from ctrkit.data import dictscan
+
     real = store_mod._encode_split
+    real_native = dictscan._write_gathered
 
     def boom(enc, schema, frame, out):
         if out.name == "test":
             raise RuntimeError("simulated crash while writing the test split")
         return real(enc, schema, frame, out)
 
+    def boom_native(path, *a, **kw):
+        if path.parent.name == "test":
+            raise RuntimeError("simulated crash while writing the test split")
+        return real_native(path, *a, **kw)
+
     monkeypatch.setattr(store_mod, "_encode_split", boom)
+    monkeypatch.setattr(dictscan, "_write_gathered", boom_native)
 
 
 def leftovers(parent: Path) -> list[str]:

@@ -17,8 +17,9 @@ None and the caller takes the Polars reader, which also names the file, line and
 bad value:
 
 * every split a plain (uncompressed) CSV/TSV with a one-byte separator, error mode for bad rows;
-* a schema without sequence fields. Normalizer statistics and quantile edges are computed by
-  the same Polars expressions on the train column, gathered in file order;
+* any schema. Normalizer statistics and quantile edges are computed by the same Polars
+  expressions on the train column, gathered in file order; a sequence is encoded once per
+  distinct value, and its rows gathered from those lists;
 * no line the scan does not accept: a wrong field count, a blank line, a '"' anywhere;
 * no value the checks reject, and every numeric value a plain decimal number (``-12``,
   ``3.5``, ``1e-3``), whose parse is the same everywhere.
@@ -40,7 +41,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ctrkit.data.encoders import COUNT, Encoders, counted_fit_unsupported, stat_columns
+from ctrkit.data.encoders import COUNT, Encoders, stat_columns
 from ctrkit.data.readers import _COMPRESSED, SourceFile, header_columns
 from ctrkit.schema import OOV_ID, FeatureSchema, NumericFeature
 
@@ -73,7 +74,7 @@ def unsupported(schema: FeatureSchema, sources: dict[str, SourceFile], on_bad_ro
         sep = src.sep
         if len(sep) != 1 or not sep.isascii() or sep in '\r\n"':
             return f"separator {sep!r} is not one plain byte"
-    return counted_fit_unsupported(schema)
+    return None
 
 
 @dataclass
@@ -166,6 +167,7 @@ def build(
         if any((counts[s][k][ids_of.is_null().to_numpy()] > 0).any() for s in splits):
             return None  # a domain unseen in train (or missing): the Polars reader names the line
         domain = [(k, ids_of.fill_null(-1).to_numpy().astype(np.int32))]
+    sequences = [(f, col[f.source], _SequenceTable.of(distinct[f.source], enc.sequence_id_expr(f))) for f in schema.sequences]
     info: dict[str, dict] = {}
     for split in splits:
         step(f"{split}: encode")
@@ -180,13 +182,14 @@ def build(
         if domain:
             _write_gathered(d / "domain.npy", mine, domain, np.int32, flat=True)
         lab = np.load(d / "labels.npy")  # (small: one column per task)
+        seq_info = {f.name: table.write(d, f.name, mine, k) for f, k, table in sequences}
         info[split] = {
             "rows": int(sum(p.codes.shape[0] for p in mine)),
             "positives": {t: int(lab[:, i].sum()) for i, t in enumerate(schema.task_names)},
             "oov": {
                 f.name: int(counts[split][k][lut == OOV_ID].sum()) for f, (k, lut) in zip(schema.categorical, ids)
             },
-            "sequences": {},
+            "sequences": seq_info,
         }
         for p in mine:
             p.codes = None  # (freed as soon as the split is written)
@@ -301,6 +304,42 @@ def _train_numbers(pieces: list[_Piece], distinct: dict[str, pl.DataFrame], cols
             at += n
         out[c] = pl.Series(c, values[:, 0]).fill_nan(None)
     return pl.DataFrame(out).lazy()
+
+
+@dataclass
+class _SequenceTable:
+    """A sequence column's encoded lists, one per distinct value: value i's ids are
+    ``flat[start[i] : start[i] + length[i]]``."""
+
+    flat: np.ndarray  # int32
+    start: np.ndarray  # int64
+    length: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, values: pl.DataFrame, expr: pl.Expr) -> "_SequenceTable":
+        lists = values.select(expr).to_series()
+        length = lists.list.len().fill_null(0).to_numpy().astype(np.int64)
+        start = np.zeros(length.size, dtype=np.int64)
+        np.cumsum(length[:-1], out=start[1:])
+        return cls(lists.explode().drop_nulls().to_numpy().astype(np.int32), start, length)
+
+    def write(self, d: Path, name: str, pieces: list[_Piece], k: int) -> dict:
+        """``seq.<name>.values.npy`` and ``.offsets.npy`` of one split (as the Polars reader
+        writes them) and the manifest's figures for it."""
+        code = np.concatenate([p.remap[k][p.codes[:, k]] for p in pieces])
+        lengths = self.length[code]
+        offsets = np.zeros(code.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # Item j of row r sits at flat[start[code[r]] + j]: one index per item, all at once.
+        index = np.repeat(self.start[code] - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+        values = self.flat[index]
+        np.save(d / f"seq.{name}.values.npy", values)
+        np.save(d / f"seq.{name}.offsets.npy", offsets)
+        return {
+            "mean_length": float(np.diff(offsets).mean()) if code.size else 0.0,
+            "oov": int((values == OOV_ID).sum()),
+            "items": int(values.size),
+        }
 
 
 def _lut(values: pl.DataFrame, expr: pl.Expr, dtype: type) -> np.ndarray:

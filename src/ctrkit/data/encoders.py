@@ -286,11 +286,8 @@ class Encoders:
 
         Normalizer statistics and quantile edges need the rows themselves: ``numeric_rows``
         holds the train values of the columns in :func:`stat_columns` (numbers, null for a
-        missing value). Sequences cannot be fitted this way (:func:`counted_fit_unsupported`).
+        missing value). A sequence's tokens count once per occurrence, times its value's count.
         """
-        reason = counted_fit_unsupported(schema)
-        if reason is not None:
-            raise ValueError(f"fit_counted: {reason}")
         enc = cls(schema)
         if stat_columns(schema):
             if numeric_rows is None:
@@ -303,6 +300,10 @@ class Encoders:
             frame = distinct[f.source].lazy()
             tokens = frame.select(enc.token_expr(f).alias("token"), pl.col(COUNT).alias("count"))
             owners.setdefault(schema.vocab_owner(f.name), []).append(tokens)
+        for f in schema.sequences:
+            frame = distinct[f.source].lazy()
+            tokens = frame.select(enc.sequence_expr(f).alias("token"), pl.col(COUNT).alias("count"))
+            owners.setdefault(schema.vocab_owner(f.name), []).append(tokens.explode("token").drop_nulls("token"))
         enc._set_vocabs(owners)
         if schema.domain:
             seen = distinct[schema.domain].filter(pl.col(COUNT) > 0)
@@ -482,13 +483,6 @@ class Encoders:
 COUNT = "__count"
 
 
-def counted_fit_unsupported(schema: FeatureSchema) -> str | None:
-    """Why :meth:`Encoders.fit_counted` cannot fit ``schema`` (None when it can)."""
-    if schema.sequences:
-        return "sequence fields need the rows"
-    return None
-
-
 def stat_columns(schema: FeatureSchema) -> list[str]:
     """Source columns whose train values (not only their distinct values) the fit needs: those
     of normalized (standard, min-max) and quantile-bucketized numerics."""
@@ -564,4 +558,4 @@ def bad_row_mask(checks: list[tuple[str, str, pl.Expr]]) -> tuple[pl.Expr, pl.Ex
     return any_bad, reason
 
 
-__all__ = ["COUNT", "Encoders", "Vocab", "bad_row_mask", "counted_fit_unsupported", "criteo_log2", "first_bad_row", "stat_columns"]
+__all__ = ["COUNT", "Encoders", "Vocab", "bad_row_mask", "criteo_log2", "first_bad_row", "stat_columns"]
