@@ -2,8 +2,9 @@
 
 A CTR log repeats a small set of values in every column millions of times. The C extension
 :mod:`ctrkit.data._dictscan` reads each file once and dictionary-encodes the schema's columns
-(one hash table of raw values per column, shared by every split): each row becomes one int32
-code per column, each column a table of distinct raw strings with their counts per split.
+(one hash table of raw values per column): each row becomes one int32 code per column, each
+column a table of distinct raw strings with their counts per split. The files are cut at line
+boundaries into pieces that threads scan with tables of their own, merged afterwards.
 Everything else runs on the distinct values with the same Polars expressions as the general
 reader. That covers checks, tokens, the vocabulary fit (:meth:`Encoders.fit_counted`), ids,
 numeric values and labels. Each distinct value is evaluated once, and the store's arrays are
@@ -100,7 +101,8 @@ def build(
     out: Path,
     step: Callable[[str], None],
 ) -> tuple[Encoders, FeatureSchema, dict[str, dict]] | None:
-    """Write every split's arrays (``<out>/<split>/*.npy``: ids, dense, labels, group, domain);
+    """Write every split's arrays (``<out>/<split>/*.npy``: ids, dense, labels, group, domain,
+    sequences);
     return the fitted encoders, the fitted schema and the per-split info of the store's
     manifest. None (nothing written) when the files or their values need the Polars reader.
     ``step(label)`` marks progress.
