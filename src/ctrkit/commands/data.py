@@ -171,7 +171,7 @@ def prepare_cmd(name: str, source: str | None, store_dir: str | None, skip_bad_r
     Applies the published split and preprocessing; encoders are fitted on train only. For
     criteo_x4/avazu_x4 a directory holding only the raw Kaggle file is split first.
 
-    Plain CSV/TSV files go through the native reader (a C extension, about 2x faster); quoted
+    Plain CSV/TSV files go through the native reader (a C extension, 1.7-2x faster); quoted
     fields, Parquet, libsvm, compressed files, --skip-bad-rows and any bad row go through the
     Polars reader, with the same store. CTRKIT_NATIVE_READER=0 turns the native reader off;
     'ctrkit data report' says which reader wrote a store.
