@@ -270,3 +270,23 @@ def test_lone_carriage_returns_are_named(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="lone carriage return") as e:
         build_store(DataSpec(A_X, {"train": source_file(tmp_path / "train.csv")}), tmp_path / "store", progress=False)
     assert e.value.line == 1
+
+
+def test_a_column_named_twice_in_the_header(tmp_path: Path) -> None:
+    (tmp_path / "train.csv").write_text("a,a,x,y\nu,w,1,0\n")
+    with pytest.raises(DataError, match="more than once") as e:
+        build_store(DataSpec(A_X, {"train": source_file(tmp_path / "train.csv")}), tmp_path / "store", progress=False)
+    assert e.value.column == "a" and e.value.line == 1
+    # A repeated name nobody reads is no problem.
+    (tmp_path / "train.csv").write_text("a,junk,x,junk,y\nu,1,1,2,0\nv,1,2,2,1\n")
+    st = build_store(DataSpec(A_X, {"train": source_file(tmp_path / "train.csv")}), tmp_path / "store", progress=False)
+    assert st.rows("train") == 2
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_spaces_around_header_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: str) -> None:
+    """Both readers take the names as header_columns() reads them (stripped)."""
+    monkeypatch.setenv("CTRKIT_NATIVE_READER", native)
+    (tmp_path / "train.csv").write_text("a , x , y\nu,1,0\nv,2,1\n")
+    st = build_store(DataSpec(A_X, {"train": source_file(tmp_path / "train.csv")}), tmp_path / "store", progress=False)
+    assert st.encoders.vocabs["a"].values == ["u", "v"] and st.manifest["reader"] == ("native" if native == "1" else "polars")

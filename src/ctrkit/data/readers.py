@@ -132,6 +132,10 @@ def scan(src: SourceFile, needed: list[str]) -> pl.LazyFrame:
             line=1 if src.header else None,
             column=missing[0],
         )
+    twice = [c for c in needed if names.count(c) > 1]
+    if twice:
+        raise DataError("the header names this column more than once: which one is meant is unclear",
+                        file=src.path, line=1 if src.header else None, column=twice[0])  # fmt: skip
     first_line = 2 if src.header else 1
     if src.format == "parquet":
         lf = pl.scan_parquet(src.path).select(needed)
@@ -142,7 +146,7 @@ def scan(src: SourceFile, needed: list[str]) -> pl.LazyFrame:
         src.path,
         separator=src.sep,
         has_header=src.header,
-        new_columns=None if src.header else names,
+        new_columns=_unique(names),  # (the header as header_columns() reads it: names stripped)
         infer_schema=False,  # everything as text: types are the schema's business, with errors
         raise_if_empty=True,
         # Row lengths are checked by check_structure() first; over-long rows it let through (the
@@ -154,6 +158,18 @@ def scan(src: SourceFile, needed: list[str]) -> pl.LazyFrame:
         .with_row_index(LINE, offset=first_line)
         .with_columns(pl.col(LINE).cast(pl.Int64), *[_strip_cr(c) for c in needed[-1:]])
     )
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column names for Polars: a repeated name (of a column nobody reads; a read one is an
+    error in :func:`scan`) gets a suffix, as Polars would give it."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}_duplicated_{k - 1}")
+    return out
 
 
 def _strip_cr(col: str) -> pl.Expr:
@@ -413,7 +429,7 @@ def read_typed(
             src.path,
             separator=src.sep,
             has_header=src.header,
-            new_columns=None if src.header else names,
+            new_columns=_unique(names),  # (the header as header_columns() reads it: names stripped)
             columns=None if all_columns else needed,
             schema_overrides=types,
             # Without a quote in the file, quote handling is only cost (memchr finds one fast).
