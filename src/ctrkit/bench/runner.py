@@ -41,6 +41,7 @@ from ctrkit.bench.db import ResultsDB, flatten_metrics, safe_url
 from ctrkit.bench.sessions import SessionLog, TimeLeft
 from ctrkit.bench.suite import RunSpec, Suite
 from ctrkit.errors import ConfigError
+from ctrkit.nn import field_attention
 
 log = logging.getLogger("ctrkit.bench")
 
@@ -57,6 +58,8 @@ def environment() -> dict[str, Any]:
             libs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             libs[name] = None
+    # Which attention kernels ran (they change speed, and float rounding, not the model).
+    libs["ctrkit attention kernels"] = field_attention.kernels()
     commit = None
     try:
         r = subprocess.run(

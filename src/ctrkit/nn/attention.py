@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ctrkit.nn.dropout import FastDropout
+from ctrkit.nn.field_attention import mix, pair_scores, project_heads
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -61,23 +62,27 @@ class MultiHeadSelfAttention(nn.Module):
         self.norm = nn.LayerNorm(attention_dim) if layer_norm else None
         self.output_dim = attention_dim
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, F, _ = x.shape
-        return x.view(B, F, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, F, d)
+    def project(self, x: torch.Tensor, *, residual: bool = False) -> list[torch.Tensor]:
+        """x: (B, F, input_dim) -> [q, k, v] (+ [x W_res] with ``residual``), each (B, F, H, d)."""
+        layers = [self.w_q, self.w_k, self.w_v]
+        if residual and self.w_res is not None:
+            layers.append(self.w_res)
+        return project_heads(x, layers, self.num_heads, self.head_dim)
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, F, input_dim) -> (B, num_heads, F, F); each row is a distribution over fields."""
-        q, k = self._heads(self.w_q(x)), self._heads(self.w_k(x))
-        return torch.softmax(q @ k.transpose(-1, -2) * self.scale, dim=-1)
+        q, k, _ = self.project(x)
+        return torch.softmax(pair_scores(q, k, self.scale), dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, F, _ = x.shape
-        a = self.attention_weights(x)
+        q, k, v, *res = self.project(x, residual=self.use_residual)
+        a = torch.softmax(pair_scores(q, k, self.scale), dim=-1)  # (B, H, F, F)
         if self.dropout is not None:
             a = self.dropout(a)
-        out = (a @ self._heads(self.w_v(x))).transpose(1, 2).reshape(B, F, -1)  # (B, F, attention_dim)
+        out = mix(a, v).reshape(B, F, -1)  # (B, F, attention_dim), heads concatenated
         if self.use_residual:
-            out = out + (self.w_res(x) if self.w_res is not None else x)
+            out = out + (res[0].reshape(B, F, -1) if res else x)
         if self.norm is not None:
             out = self.norm(out)
         return torch.relu(out)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ctrkit.nn.dropout import FastDropout
+from ctrkit.nn.field_attention import mix, pair_scores, project_heads
 
 
 class DisentangledSelfAttention(nn.Module):
@@ -51,39 +52,35 @@ class DisentangledSelfAttention(nn.Module):
         self.dropout = FastDropout(dropout) if dropout > 0 else None
         self.output_dim = attention_dim
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, F, _ = x.shape
-        return x.view(B, F, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, F, d)
-
-    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)
+    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """x -> q, k, v (each (B, F, H, d)) and x W_res + b_res ((B, F, attention_dim)) or None."""
+        layers = [self.w_q, self.w_k, self.w_v] + ([self.w_res] if self.w_res is not None else [])
+        parts = project_heads(x, layers, self.num_heads, self.head_dim)
+        q, k, v = parts[:3]
         if self.relu_before_att:
             q, k, v = q.relu(), k.relu(), v.relu()
-        return self._heads(q), self._heads(k), self._heads(v)
+        return q, k, v, (parts[3].flatten(2) if len(parts) > 3 else None)
 
     def attention_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x -> (pair (B, H, F, F), unary (B, H, 1, F)); rows of each sum to one."""
-        q, k, _ = self._project(x)
+        q, k, _, _ = self._project(x)
         return self._weights(x, q, k)
 
-    def _weights(self, x, q, k):
-        q = q - q.mean(dim=2, keepdim=True)  # whiten over fields
-        k = k - k.mean(dim=2, keepdim=True)
-        scores = q @ k.transpose(-1, -2)
-        if self.use_scale:
-            scores = scores / self.head_dim**0.5
-        pair = torch.softmax(scores, dim=-1)
+    def _weights(self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = q - q.mean(dim=1, keepdim=True)  # whiten over fields; q, k: (B, F, H, d)
+        k = k - k.mean(dim=1, keepdim=True)
+        pair = torch.softmax(pair_scores(q, k, self.head_dim**-0.5 if self.use_scale else 1.0), dim=-1)
         unary = torch.softmax(self.w_unary(x), dim=1).transpose(1, 2).unsqueeze(2)  # (B, H, 1, F)
         return pair, unary
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, F, _ = x.shape
-        q, k, v = self._project(x)
+        q, k, v, res = self._project(x)
         pair, unary = self._weights(x, q, k)
         a = pair + unary
         if self.dropout is not None:
             a = self.dropout(a)
-        out = (a @ v).transpose(1, 2).reshape(B, F, -1)
-        if self.w_res is not None:
-            out = out + self.w_res(x)
+        out = mix(a, v).reshape(B, F, -1)  # (B, F, attention_dim), heads concatenated
+        if res is not None:
+            out = out + res
         return out

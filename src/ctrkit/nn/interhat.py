@@ -15,6 +15,7 @@ from torch import nn
 
 from ctrkit.nn.attention import MultiHeadSelfAttention
 from ctrkit.nn.dropout import FastDropout
+from ctrkit.nn.field_attention import mix, pair_scores
 
 
 class TransformerSelfAttention(nn.Module):
@@ -54,10 +55,11 @@ class TransformerSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, F, _ = x.shape
         att = self.attention
-        a = att.attention_weights(x)  # (B, H, F, F)
+        q, k, v = att.project(x)  # each (B, F, H, d)
+        a = torch.softmax(pair_scores(q, k, att.scale), dim=-1)  # (B, H, F, F)
         if att.dropout is not None:
             a = att.dropout(a)
-        out = (a @ att._heads(att.w_v(x))).transpose(1, 2).reshape(B, F, -1)
+        out = mix(a, v).reshape(B, F, -1)  # (B, F, H*d)
         if self.w_o is not None:
             out = self.w_o(out)
         out = out.relu()
