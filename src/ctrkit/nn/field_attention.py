@@ -3,8 +3,9 @@
 Attention over the F fields of a CTR model works on B * H tiny matrices (F about 10 to 40, head
 size d about 8 to 128). Written as ``q @ k.transpose(-1, -2)`` and ``a @ v`` on (B, H, F, d)
 views, every q, k and v is first copied into head-major order, and ``torch.bmm`` then pays a
-fixed cost per matrix: on one core here it reaches about 3 GFLOPS for 10 x 32 matrices, and
-these two products took about 45% of an AutoInt training step on Frappe_x1.
+fixed cost per matrix: on one idle core here it reaches about 7 GFLOPS for 10 x 32 matrices
+(large products: about 80), and products and copies took about 40% of an AutoInt training step
+on Frappe_x1.
 
 Everything here keeps the layout the projections produce, (B, F, H, d):
 
