@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -81,9 +83,11 @@ def test_bars_frappe_configs_match_logged_parameter_counts():
         assert sum(p.numel() for p in model.parameters()) == count, name
 
 
-def test_fused_training_path_equals_exp_then_batchnorm():
+@pytest.mark.parametrize("neuron_major", [True, False])
+def test_fused_training_path_equals_exp_then_batchnorm(neuron_major):
     """Training mode runs exp and the neuron BatchNorm as one blocked function; its output, every
-    gradient and the running statistics must equal exp followed by nn.BatchNorm1d."""
+    gradient and the running statistics must equal exp followed by nn.BatchNorm1d, in either
+    output order."""
     torch.manual_seed(3)
     B, F, L, D = 37, 5, 6, 4  # B not a multiple of the block
     fused = LogarithmicTransform(F, L).double()
@@ -95,12 +99,13 @@ def test_fused_training_path_equals_exp_then_batchnorm():
             layer.exp_bn.bias.copy_(torch.linspace(-0.2, 0.3, L))
     e = torch.randn(B, F, D, dtype=torch.float64, requires_grad=True)
     e2 = e.detach().clone().requires_grad_(True)
-    out = fused(e)
+    out = fused(e, neuron_major=neuron_major)
 
     def reference(layer: LogarithmicTransform, x: torch.Tensor) -> torch.Tensor:
         log_x = layer.log_bn(torch.log(x.abs().clamp_min(layer.eps)))
         z = layer.coefficient(log_x.transpose(1, 2)).transpose(1, 2)
-        return layer.exp_bn(torch.exp(z)).flatten(1)
+        y = layer.exp_bn(torch.exp(z))  # (B, L, D)
+        return y.flatten(1) if neuron_major else y.transpose(1, 2).flatten(1)
 
     ref = reference(plain, e2)
     torch.testing.assert_close(out, ref)
@@ -115,4 +120,28 @@ def test_fused_training_path_equals_exp_then_batchnorm():
     fused.eval()
     plain.eval()
     with torch.no_grad():  # inference takes the plain path: the same values from the same state
-        torch.testing.assert_close(fused(e), reference(plain, e))
+        torch.testing.assert_close(fused(e, neuron_major=neuron_major), reference(plain, e))
+
+
+def test_afn_training_step_equals_the_neuron_major_layout():
+    # AFN feeds its MLP the neurons in (D, L) order with the first weight's columns permuted:
+    # the output and every gradient must be those of FuxiCTR's (L, D) layout.
+    torch.manual_seed(4)
+    schema = tiny_schema()
+    model = build_model("AFN", schema, {"logarithmic_neurons": 6, "afn_hidden_units": (8,), "embedding_dim": 4})
+    ref = copy.deepcopy(model)
+    model.train()
+    ref.train()
+    b = random_batch(schema, 33)
+    out = model(b).logits["click"]
+    want = ref.afn_mlp(ref.log_net(ref.embedding(b), neuron_major=True)).squeeze(-1)
+    torch.testing.assert_close(out, want)
+    g = torch.randn_like(out)
+    out.backward(g)
+    want.backward(g)
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        if p.grad is not None or q.grad is not None:
+            # d log|e| / de = 1/e: embedding gradients reach 1e4-1e5 here, so float32 rounding
+            # of sums taken in a different order is judged against that scale.
+            scale = float(q.grad.abs().max())
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6 * scale + 1e-6, msg=name)

@@ -191,12 +191,13 @@ def test_behaviour_sequence_models_serve_json_lists(serve_data, tmp_path, model)
         assert np.abs(got - ref).max() < 1e-5, backend
 
 
-@pytest.mark.parametrize("model", ["FinalMLP", "FFM", "ONN", "MaskNet", "FGCNN", "HFM", "AutoInt+", "DESTINE", "InterHAt"])
+@pytest.mark.parametrize("model", ["FinalMLP", "FFM", "ONN", "MaskNet", "FGCNN", "HFM", "AutoInt+", "DESTINE", "InterHAt", "AFN+"])
 def test_models_with_export_pitfalls_keep_every_form(serve_data, tmp_path, model):
     # Each once lost a form: a batch size baked in by tracing (FinalMLP), buffers sharing storage
     # (FFM, ONN), a traced layer_norm shape (MaskNet), triu_indices in forward (FGCNN), the FFT
     # (HFM). The attention models call C kernels in eager mode, which tracing cannot follow
-    # (AutoInt+, DESTINE, InterHAt). The export's own check compares every kept form with eager.
+    # (AutoInt+, DESTINE, InterHAt); AFN+ permutes a weight in forward. The export's own check
+    # compares every kept form with eager.
     from conftest import train_run
     from ctrkit.models.registry import get_model_info
     from ctrkit.serve.export import export_run

@@ -9,7 +9,8 @@ is off for AFN, on for AFN+). Tuned Frappe_x1 settings: BARS ``ranking/ctr/AFN/A
 ``AFN+_frappe_x1`` (1000 neurons, AFN MLP [400]).
 
 Departures: none in structure. The logarithmic layer always has its two BatchNorms;
-``batch_norm`` switches the MLPs' (as FuxiCTR).
+``batch_norm`` switches the MLPs' (as FuxiCTR). The first AFN MLP weight keeps FuxiCTR's (L, D)
+column order; training reads it permuted (see ``_afn``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as nnf
 from torch import nn
 
 from ctrkit.batch import Batch
@@ -86,8 +88,24 @@ class AFN(CTRModel):
             nn.init.xavier_normal_(self.fc.weight)
             nn.init.zeros_(self.fc.bias)
 
+    def _afn(self, e: torch.Tensor) -> torch.Tensor:
+        """e: (B, F, D) -> (B, 1): the logarithmic neurons and the MLP on them.
+
+        The MLP's first layer reads the neurons flattened in (L, D) order (FuxiCTR's layout, kept
+        for its weight). The neurons come out of the logarithmic layer in (D, L) order, so the
+        weight's columns are permuted to match (a 4M-float copy) rather than the 41M-float
+        activation and its gradient: the same function, and forward plus backward of this part
+        of a BARS Frappe_x1 step (batch 4096, 1000 neurons) went from 2.46 to 1.99 s on one core.
+        """
+        h = self.log_net(e, neuron_major=False)  # (B, D * L)
+        first = self.afn_mlp.net[0]
+        assert isinstance(first, nn.Linear)
+        L, D = self.config.logarithmic_neurons, self.config.embedding_dim
+        w = first.weight.view(-1, L, D).transpose(1, 2).reshape(-1, D * L)
+        return self.afn_mlp.net[1:](nnf.linear(h, w, first.bias))
+
     def forward(self, batch: Batch) -> ModelOutput:
-        afn_out = self.afn_mlp(self.log_net(self.embedding(batch)))  # (B, 1)
+        afn_out = self._afn(self.embedding(batch))  # (B, 1)
         if self.fc is None:
             return self.output(afn_out)
         assert self.embedding2 is not None and self.dnn is not None

@@ -39,7 +39,10 @@ class LogarithmicTransform(nn.Module):
         self.exp_bn = nn.BatchNorm1d(num_neurons) if batch_norm else None
         self.num_neurons = num_neurons
 
-    def forward(self, e: torch.Tensor) -> torch.Tensor:
+    def forward(self, e: torch.Tensor, *, neuron_major: bool = True) -> torch.Tensor:
+        """e: (B, F, D) -> (B, L * D): neuron-major, y_0[0..D), y_1[0..D), ... (FuxiCTR's order);
+        with ``neuron_major=False`` coordinate-major, (B, D * L): the same values in (D, L) order,
+        the layout the coefficient product produces (no transposing copy in training)."""
         log_e = torch.log(e.abs().clamp_min(self.eps))  # (B, F, D)
         if self.log_bn is not None:
             log_e = self.log_bn(log_e)  # normalises each field over batch and coordinates
@@ -57,24 +60,28 @@ class LogarithmicTransform(nn.Module):
             # _ExpBatchNorm); the running statistics are updated as nn.BatchNorm1d does.
             y = _ExpBatchNorm.apply(z, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps)
             bn.num_batches_tracked.add_(1)
-            return y
+            B, D, L = z.shape
+            return y.view(B, D * L) if not neuron_major else y.transpose(1, 2).reshape(B, L * D)
         y = torch.exp(z.transpose(1, 2))  # (B, L, D)
         if bn is not None:
             y = bn(y)
-        return y.flatten(1)
+        return y.flatten(1) if neuron_major else y.transpose(1, 2).flatten(1)
 
 
 class _ExpBatchNorm(torch.autograd.Function):
-    """BatchNorm1d(exp(z)) over the L neurons in training mode, flattened in (L, D) order.
+    """BatchNorm1d(exp(z)) over the L neurons in training mode, in z's own (B, D, L) layout.
 
-    z: (B, D, L) contiguous (the coefficient layer's output) -> (B, L * D), the same values as
-    ``bn(torch.exp(z.transpose(1, 2))).flatten(1)``. With BARS's 1000 neurons and batch 4096 each
-    of these tensors is 164 MB. PyTorch's BatchNorm kernels on a (B, L, D) tensor with D = 10
-    walk it in 10-element runs (about 0.8 s of a 2.3 s training step on one thread), and autograd
-    adds whole-tensor passes for exp and its backward. Here the work goes in blocks of a few batch
-    rows (a few hundred KB, inside L2): forward reads z once, backward reads the saved exp(z) and
-    the incoming gradient twice. Statistics are per neuron over B * D values, the variance biased
-    for normalising and unbiased for the running estimate, as nn.BatchNorm1d.
+    z: (B, D, L) contiguous (the coefficient layer's output) -> (B, D, L) contiguous, the values
+    of ``bn(torch.exp(z.transpose(1, 2))).transpose(1, 2)``. With BARS's 1000 neurons and batch
+    4096 each of these tensors is 164 MB. PyTorch's BatchNorm kernels on a (B, L, D) tensor with
+    D = 10 walk it in 10-element runs (about 0.8 s of a 2.3 s training step on one thread), and
+    autograd adds whole-tensor passes for exp and its backward. Here the work goes in blocks of a
+    few batch rows (a few hundred KB, inside L2): forward reads z once, backward reads the saved
+    exp(z) and the incoming gradient twice. The result stays in (B, D, L) order: writing it
+    (and reading its gradient) through the (L, D) transpose cost as much again, and the caller
+    can take the (D, L) order instead (AFN permutes its next layer's weight columns). Statistics
+    are per neuron over B * D values, the variance biased for normalising and unbiased for the
+    running estimate, as nn.BatchNorm1d.
     """
 
     ROWS = 8  # batch rows per block: 8 x 10 x 1000 floats = 320 KB
@@ -98,15 +105,14 @@ class _ExpBatchNorm(torch.autograd.Function):
         rstd = torch.rsqrt(var + eps)
         scale = weight * rstd
         shift = bias - mean * scale
-        out = z.new_empty(B, L, D)
-        out_t = out.transpose(1, 2)  # (B, D, L) view of the (L, D)-ordered result
+        out = torch.empty_like(z)  # (B, D, L)
         for i in range(0, B, step):
-            torch.addcmul(shift, y[i : i + step], scale, out=out_t[i : i + step])
+            torch.addcmul(shift, y[i : i + step], scale, out=out[i : i + step])
         with torch.no_grad():
             running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
             running_var.mul_(1 - momentum).add_(var * (n / max(n - 1, 1)), alpha=momentum)
         ctx.save_for_backward(y, weight, mean, rstd)
-        return out.view(B, L * D)
+        return out
 
     @staticmethod
     def backward(ctx, g):  # type: ignore[override]
@@ -114,7 +120,7 @@ class _ExpBatchNorm(torch.autograd.Function):
         B, D, L = y.shape
         n = B * D
         step = _ExpBatchNorm.ROWS
-        g_t = g.view(B, L, D).transpose(1, 2)  # (B, D, L) view, matching y
+        g_t = g.contiguous()  # (B, D, L), matching y
         sum_g = y.new_zeros(L)
         sum_gy = y.new_zeros(L)
         for i in range(0, B, step):
