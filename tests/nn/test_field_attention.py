@@ -109,6 +109,30 @@ def test_results_do_not_depend_on_the_thread_count():
         assert torch.equal(p, q)
 
 
+def _mix_in_child(queue) -> None:
+    a = torch.full((600, 1, 2, 2), 0.5)
+    queue.put(float(fa.mix(a, torch.ones(600, 2, 1, 3)).sum()))
+
+
+def test_a_forked_child_gets_its_own_threads():
+    # The parent's pool has threads the child does not: the child must still finish.
+    import multiprocessing as mp
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fa.mix(torch.full((600, 1, 2, 2), 0.5), torch.ones(600, 2, 1, 3))  # the parent's pool exists
+        ctx = mp.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_mix_in_child, args=(queue,))
+        child.start()
+        child.join(timeout=60)
+        assert child.exitcode == 0
+        assert queue.get(timeout=5) == 600 * 2 * 3
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_fallback_without_the_kernels_and_for_other_dtypes(monkeypatch):
     torch.manual_seed(3)
     x, y = torch.randn(3, 6, 2, 5), torch.randn(3, 6, 2, 5)

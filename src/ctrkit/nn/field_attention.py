@@ -28,6 +28,7 @@ extension -- takes the same products in PyTorch, with the same results up to flo
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -44,6 +45,17 @@ except ImportError:  # pragma: no cover - depends on the install
 _MIN_ROWS_PER_THREAD = 256
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    # A forked child has the pool object but none of its threads: it must make its own.
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def native_available() -> bool:
@@ -75,13 +87,15 @@ def _by_rows(kernel: Callable[..., None], args: tuple[Any, ...], batch: int) -> 
     if threads <= 1:
         kernel(*args, 0, batch)
         return
-    if _pool is None or _pool_size != threads:
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ctrkit-attn")
-        _pool_size = threads
+    with _pool_lock:
+        if _pool is None or _pool_size < threads:
+            # A larger pool replaces a smaller one; the old one is not shut down (another thread
+            # may be submitting to it) and its idle threads end when it is collected.
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ctrkit-attn")
+            _pool_size = threads
+        pool = _pool
     bounds = [batch * t // threads for t in range(threads + 1)]
-    futures = [_pool.submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(threads)]
+    futures = [pool.submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(threads)]
     for f in futures:
         f.result()
 
