@@ -73,6 +73,17 @@ def test_pair_scores_and_mix_match_the_reference_forward_and_backward(isa, B, Fx
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5)
 
 
+def test_empty_batches_and_fields(isa):
+    for B, Fx, Fy in ((0, 4, 4), (3, 2, 0), (3, 0, 2)):
+        x, y = torch.randn(B, Fx, 2, 5), torch.randn(B, Fy, 2, 5)
+        s = fa.pair_scores(x, y)
+        assert s.shape == (B, 2, Fx, Fy)
+        z = fa.mix(torch.randn(B, 2, Fx, Fy), y)
+        assert z.shape == (B, Fx, 2, 5)
+        if Fy == 0:
+            assert (z == 0).all()  # an empty sum
+
+
 def test_strided_views_and_transposed_weights(isa):
     # q, k, v as views of one projection (B, F, 3, H, d), weights as a transposed view: read in
     # place, same values as from contiguous copies.

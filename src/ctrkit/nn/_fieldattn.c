@@ -196,7 +196,8 @@ static PyObject *pair_dots(PyObject *self, PyObject *args) {
                           &scale, &b0, &b1))
         return NULL;
     Py_ssize_t fyp = (Fy + 7) / 8 * 8;
-    float *yt = calloc((size_t)(d > 0 ? d : 1) * (size_t)fyp, sizeof(float)); /* padding columns stay 0 */
+    /* Padding columns stay 0. At least one element: calloc(0) may return NULL. */
+    float *yt = calloc((size_t)(d > 0 ? d : 1) * (size_t)(fyp > 0 ? fyp : 8), sizeof(float));
     if (!yt) return PyErr_NoMemory();
     Py_BEGIN_ALLOW_THREADS
     pair_dots_rows((const float *)x, xsb, xsf, xsh, (const float *)y, ysb, ysf, ysh, (float *)out, Fx, Fy, H, d, scale,
