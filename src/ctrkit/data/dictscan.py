@@ -43,7 +43,7 @@ import polars as pl
 import pyarrow as pa
 
 from ctrkit.data.encoders import COUNT, Encoders, stat_columns
-from ctrkit.data.readers import _COMPRESSED, SourceFile, header_columns
+from ctrkit.data.readers import _COMPRESSED, SourceFile, header_columns, named_once
 from ctrkit.schema import OOV_ID, FeatureSchema, NumericFeature
 
 try:
@@ -116,8 +116,8 @@ def build(
     colmaps = {}
     for split in splits:
         names = header_columns(sources[split])  # (a missing or empty file raises, as in the Polars reader)
-        if len(set(names)) != len(names) or any(c not in names for c in columns):
-            return None  # the Polars reader names the absent column
+        if not named_once(names, columns):
+            return None  # the Polars reader names the absent or repeated column
         colmaps[split] = np.array([columns.index(n) if n in columns else -1 for n in names], dtype=np.int32)
     threads = max(1, pl.thread_pool_size())
     pieces = _cut(sources, splits, threads)

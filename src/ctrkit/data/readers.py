@@ -117,6 +117,12 @@ def header_columns(src: SourceFile) -> list[str]:
     return names
 
 
+def named_once(names: list[str], needed: list[str]) -> bool:
+    """Whether the header names every needed column exactly once. The fast readers take only
+    such files; :func:`scan` reports an absent or repeated column with the file and column."""
+    return all(names.count(c) == 1 for c in needed)
+
+
 def scan(src: SourceFile, needed: list[str]) -> pl.LazyFrame:
     """Lazy frame with the ``needed`` columns (strings for text formats) and ``__line``.
 
@@ -421,15 +427,16 @@ def read_typed(
         return None
     _check_exists(src)
     names = header_columns(src)
-    if any(c not in names for c in needed) or len(set(names)) != len(names):
-        return None  # scan() reports absent columns; duplicate names are its business too
+    if not named_once(names, needed):
+        return None
+    names = _unique(names)  # (a repeated name nobody reads is renamed, as in scan())
     types = {c: dtypes.get(c, pl.String) for c in names}
     try:
         df = pl.read_csv(
             src.path,
             separator=src.sep,
             has_header=src.header,
-            new_columns=_unique(names),  # (the header as header_columns() reads it: names stripped)
+            new_columns=names,  # (the header as header_columns() reads it: names stripped)
             columns=None if all_columns else needed,
             schema_overrides=types,
             # Without a quote in the file, quote handling is only cost (memchr finds one fast).

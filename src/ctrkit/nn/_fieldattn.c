@@ -236,24 +236,33 @@ static int cpu_has_avx2(void) {
 #endif
 }
 
+/* Point the loops at one compiled version: 1 for AVX2+FMA (only where the CPU runs it), 0 for
+ * the baseline. Returns 0 when that version is not available. */
+static int select_version(int avx2) {
+    if (!avx2) {
+        pair_dots_rows = pair_dots_base;
+        weighted_sum_rows = weighted_sum_base;
+        isa = "baseline";
+        return 1;
+    }
+#ifdef HAVE_AVX2_VERSION
+    if (cpu_has_avx2()) {
+        pair_dots_rows = pair_dots_avx2;
+        weighted_sum_rows = weighted_sum_avx2;
+        isa = "avx2+fma";
+        return 1;
+    }
+#endif
+    return 0;
+}
+
 /* Switch between the compiled versions (tests run both); refuses one the CPU cannot run. */
 static PyObject *use_isa(PyObject *self, PyObject *args) {
     (void)self;
     const char *name;
     if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
-    if (strcmp(name, "baseline") == 0) {
-        pair_dots_rows = pair_dots_base;
-        weighted_sum_rows = weighted_sum_base;
-        isa = "baseline";
-    }
-#ifdef HAVE_AVX2_VERSION
-    else if (strcmp(name, "avx2+fma") == 0 && cpu_has_avx2()) {
-        pair_dots_rows = pair_dots_avx2;
-        weighted_sum_rows = weighted_sum_avx2;
-        isa = "avx2+fma";
-    }
-#endif
-    else {
+    int avx2 = strcmp(name, "avx2+fma") == 0;
+    if (!(avx2 || strcmp(name, "baseline") == 0) || !select_version(avx2)) {
         PyErr_Format(PyExc_ValueError, "instruction set '%s' is not available here (baseline%s)", name,
                      cpu_has_avx2() ? ", avx2+fma" : "");
         return NULL;
@@ -279,12 +288,6 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__fieldattn(void) {
-#ifdef HAVE_AVX2_VERSION
-    if (cpu_has_avx2()) {
-        pair_dots_rows = pair_dots_avx2;
-        weighted_sum_rows = weighted_sum_avx2;
-        isa = "avx2+fma";
-    }
-#endif
+    select_version(1); /* the fastest the CPU runs; the baseline stays otherwise */
     return PyModule_Create(&moduledef);
 }

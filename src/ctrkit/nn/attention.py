@@ -69,20 +69,29 @@ class MultiHeadSelfAttention(nn.Module):
             layers.append(self.w_res)
         return project_heads(x, layers, self.num_heads, self.head_dim)
 
+    def _weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(pair_scores(q, k, self.scale), dim=-1)  # (B, H, F, F)
+
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, F, input_dim) -> (B, num_heads, F, F); each row is a distribution over fields."""
         q, k, _ = self.project(x)
-        return torch.softmax(pair_scores(q, k, self.scale), dim=-1)
+        return self._weights(q, k)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, F, _ = x.shape
-        q, k, v, *res = self.project(x, residual=self.use_residual)
-        a = torch.softmax(pair_scores(q, k, self.scale), dim=-1)  # (B, H, F, F)
+    def attend(self, x: torch.Tensor, *, residual: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x: (B, F, input_dim) -> (the heads concatenated, (B, F, attention_dim); with ``residual``
+        and a residual projection, x W_res (B, F, attention_dim), else None). Dropout on the
+        weights in training; no residual sum, norm or activation (callers differ there)."""
+        q, k, v, *res = self.project(x, residual=residual)
+        a = self._weights(q, k)
         if self.dropout is not None:
             a = self.dropout(a)
-        out = mix(a, v).reshape(B, F, -1)  # (B, F, attention_dim), heads concatenated
+        B, F, _ = x.shape
+        return mix(a, v).reshape(B, F, -1), (res[0].reshape(B, F, -1) if res else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, res = self.attend(x, residual=self.use_residual)
         if self.use_residual:
-            out = out + (res[0].reshape(B, F, -1) if res else x)
+            out = out + (res if res is not None else x)
         if self.norm is not None:
             out = self.norm(out)
         return torch.relu(out)

@@ -15,7 +15,6 @@ from torch import nn
 
 from ctrkit.nn.attention import MultiHeadSelfAttention
 from ctrkit.nn.dropout import FastDropout
-from ctrkit.nn.field_attention import mix, pair_scores
 
 
 class TransformerSelfAttention(nn.Module):
@@ -53,13 +52,7 @@ class TransformerSelfAttention(nn.Module):
         return self.attention.attention_weights(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, F, _ = x.shape
-        att = self.attention
-        q, k, v = att.project(x)  # each (B, F, H, d)
-        a = torch.softmax(pair_scores(q, k, att.scale), dim=-1)  # (B, H, F, F)
-        if att.dropout is not None:
-            a = att.dropout(a)
-        out = mix(a, v).reshape(B, F, -1)  # (B, F, H*d)
+        out, _ = self.attention.attend(x)  # (B, F, H*d)
         if self.w_o is not None:
             out = self.w_o(out)
         out = out.relu()
