@@ -77,6 +77,11 @@ class DatasetEntry:
     section: dict[str, Any]  # a RunConfig dataset section (without 'synthetic')
     synthetic: dict[str, Any] | None = None  # SynthConfig kwargs: create section['source'] if missing
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What names this dataset in a run's config hash (its paths do not: see config_hash)."""
+        return {"label": self.label, "synthetic": self.synthetic}
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -114,6 +119,7 @@ class SearchSpec:
     space: dict[str, Param]  # dotted config key -> dimension
     trials: int
     pruner: dict[str, int] | None  # {"startup_trials", "warmup_epochs"}; None: no pruning
+    data: dict[str, Any] | None = None  # the dataset's identity in config hashes (DatasetEntry.identity)
 
     @property
     def study_name(self) -> str:
@@ -134,12 +140,24 @@ def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """Hash of a run config without the keys that do not change its result."""
+def config_hash(config: dict[str, Any], data: dict[str, Any] | None = None) -> str:
+    """Hash of a run config without the keys that do not change its result.
+
+    Left out: ``run_dir``, the training keys of ``_UNHASHED_TRAINING`` and the dataset's file
+    paths (``_DATASET_PATH_KEYS``). Paths are where this machine keeps the data, not what the data
+    is: the same suite checked out elsewhere (another machine, another directory, an archive of
+    its results carried over, see :mod:`ctrkit.bench.archive`) must keep its run ids. ``data``
+    names the data instead: a suite passes its dataset label and, for a synthetic dataset, the
+    generator's settings (the split files themselves are checksummed in each run's store).
+    """
     c = copy.deepcopy(config)
     c.pop("run_dir", None)
     for k in _UNHASHED_TRAINING:
         c.get("training", {}).pop(k, None)
+    for k in _DATASET_PATH_KEYS:
+        c.get("dataset", {}).pop(k, None)
+    if data is not None:
+        c["data"] = data
     return _hash(c)
 
 
@@ -354,7 +372,7 @@ def load_suite(path: str | Path | dict[str, Any], *, out: str | Path | None = No
                 cfg = {"dataset": ds.section, "model": model_sec, "training": training}
                 cfg = apply_overrides(cfg, _overrides(point))
                 cfg["training"].pop("seed", None)
-                ch = config_hash(cfg)
+                ch = config_hash(cfg, ds.identity)
                 for seed in seeds:
                     full = copy.deepcopy(cfg)
                     full["training"]["seed"] = int(seed)
@@ -368,7 +386,7 @@ def load_suite(path: str | Path | dict[str, Any], *, out: str | Path | None = No
             for ds in datasets:
                 cfg = {"dataset": ds.section, "model": model_sec, "training": copy.deepcopy(training)}
                 cfg["training"]["seed"] = int(seeds[0])
-                spec = _search_spec(search, where, src, suite=name, dataset=ds.label, model=label, config=cfg)
+                spec = _search_spec(search, where, src, suite=name, dataset=ds.label, model=label, config=cfg, data=ds.identity)
                 for point in space_extremes(spec.space):  # a typo in a key fails here, not in trial 7
                     try:
                         RunConfig.from_dict(apply_overrides(cfg, _overrides(point)), source=src)

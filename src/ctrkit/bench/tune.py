@@ -258,7 +258,7 @@ def _objective(
             "dataset": spec.dataset,
             "model": spec.model,
             "config": cfg,
-            "config_hash": config_hash(cfg),
+            "config_hash": config_hash(cfg, spec.data),
             "seed": int(cfg["training"]["seed"]),
             "grid_point": point,
             "run_dir": str(d),
