@@ -30,6 +30,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -40,7 +41,7 @@ from ctrkit import __version__
 from ctrkit.bench.db import ResultsDB, flatten_metrics, safe_url
 from ctrkit.bench.sessions import SessionLog, TimeLeft
 from ctrkit.bench.suite import RunSpec, Suite
-from ctrkit.errors import ConfigError
+from ctrkit.errors import ConfigError, CtrkitError
 from ctrkit.nn import field_attention
 
 log = logging.getLogger("ctrkit.bench")
@@ -270,6 +271,7 @@ class BenchSummary:
     finished: int
     failed: int
     db: str
+    deferred: int = 0  # runs not started because of stop_after (run them with resume)
 
 
 def prepare_datasets(suite: Suite, *, progress: bool = False) -> None:
@@ -320,6 +322,27 @@ def run_dir_of(suite: Suite, run: RunSpec) -> Path:
     return suite.out / "runs" / run.dataset / f"{run.model}-{run.run_id}"
 
 
+#: A run is started under ``stop_after`` only when its estimated training time times this factor,
+#: plus ``RUN_OVERHEAD_SECONDS`` (loading the store, the test pass, the inference cost), fits in
+#: the time left: training times of one configuration vary by some 10% between seeds.
+ESTIMATE_MARGIN = 1.15
+RUN_OVERHEAD_SECONDS = 30.0
+
+
+def next_run(queue: list[RunSpec], left: TimeLeft, seconds_left: float | None) -> RunSpec | None:
+    """The next run to start: the first queued run (suite order) expected to end within
+    ``seconds_left`` (None: no deadline, the first run). A run with no estimate at all (nothing in
+    the suite has finished yet) is started while any time is left."""
+    if seconds_left is None:
+        return queue[0] if queue else None
+    for r in queue:
+        est = left.estimate(r.config_hash)
+        need = 0.0 if est is None else est * ESTIMATE_MARGIN + RUN_OVERHEAD_SECONDS
+        if seconds_left > 0 and need <= seconds_left:
+            return r
+    return None
+
+
 def run_suite(
     suite: Suite,
     *,
@@ -329,14 +352,34 @@ def run_suite(
     db: str | Path | None = None,
     progress: bool = True,
     on_record: Callable[[RunSpec, dict[str, Any]], None] | None = None,
+    archive: str | Path | None = None,
+    stop_after: float | None = None,
 ) -> BenchSummary:
-    """Execute every run of ``suite`` not yet finished (with ``resume``) and record it."""
+    """Execute every run of ``suite`` not yet finished (with ``resume``) and record it.
+
+    ``archive``: a directory kept up to date with a text copy of the results after every recorded
+    run (:mod:`ctrkit.bench.archive`); with ``resume`` its runs that the database lacks are
+    imported first. ``stop_after``: seconds; no run is started that is not expected to end by
+    then (:func:`next_run`), and the call returns once the runs in flight have ended. The runs
+    left over are counted in :attr:`BenchSummary.deferred` and run on the next ``resume``.
+    """
+    from ctrkit.bench.archive import export_archive, import_archive, read_archive_runs
+
     threads = thread_budget(workers, threads_per_worker)
+    if stop_after is not None and stop_after < 0:
+        raise ConfigError("--stop-after must not be negative")
+    deadline = None if stop_after is None else time.monotonic() + stop_after
     suite.out.mkdir(parents=True, exist_ok=True)
     database = ResultsDB(db or default_db(suite))
     try:
-        recorded = database.status()
         ours = {r.run_id for r in suite.runs}
+        if archive is not None and Path(archive).exists():
+            if resume:
+                counts = import_archive(archive, database, suite.out, suite=suite.name)
+                log.info("archive %s: %d runs imported, %d already recorded", archive, counts.imported, counts.kept)
+            elif any(row["run_id"] in ours for row, _ in read_archive_runs(archive, suite=suite.name)):
+                raise ConfigError(f"archive {archive} already holds runs of this suite; pass --resume to continue it")
+        recorded = database.status()
         done = {rid for rid, s in recorded.items() if s == "finished" and rid in ours}
         if (recorded.keys() & ours) and not resume:
             raise ConfigError(f"{db_label(database)} already holds runs of this suite; pass --resume to continue it")
@@ -373,19 +416,38 @@ def run_suite(
             bar.set_postfix_str(_progress_note(best, 0, left))
         import multiprocessing as mp
 
-        by_id = {r.run_id: r for r in pending}
+        queue = list(pending)
         # Each invocation is one session of the suite's wall time (see ctrkit.bench.sessions).
         sessions = SessionLog(suite.out, workers=workers, threads=threads, pending=len(pending), total=len(suite.runs))
         with sessions, ProcessPoolExecutor(
             max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(threads, os.getpid())
         ) as pool:
-            futures = {pool.submit(execute_run, r.config, str(run_dir_of(suite, r)), threads): r.run_id for r in pending}
+            # Runs are handed out one per free worker (not all at once) so that each start can
+            # look at the deadline with the estimates of the runs ended so far.
+            in_flight: dict[Any, RunSpec] = {}
+
+            def fill() -> None:
+                while len(in_flight) < workers:
+                    r = next_run(queue, left, None if deadline is None else deadline - time.monotonic())
+                    if r is None:
+                        return
+                    try:
+                        fut = pool.submit(execute_run, r.config, str(run_dir_of(suite, r)), threads)
+                    except BrokenProcessPool:
+                        # A worker was killed (out of memory, a signal): its run was recorded as
+                        # failed; the others stay pending rather than being recorded as failed too.
+                        raise CtrkitError(
+                            f"a worker process died; {len(queue)} runs were not started: continue with --resume"
+                        ) from None
+                    queue.remove(r)
+                    in_flight[fut] = r
+
             try:
-                remaining = set(futures)
-                while remaining:
-                    ready, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                fill()
+                while in_flight:
+                    ready, _ = wait(set(in_flight), return_when=FIRST_COMPLETED)
                     for fut in ready:
-                        r = by_id[futures[fut]]
+                        r = in_flight.pop(fut)
                         try:
                             res = fut.result()
                         except Exception as e:  # the worker process itself died
@@ -415,23 +477,28 @@ def run_suite(
                         else:
                             failed += 1
                             log.warning("run %s (%s/%s seed %d) failed: %s", r.run_id, r.dataset, r.model, r.seed, res.get("error", "").splitlines()[0])
+                        if archive is not None:
+                            export_archive(database, suite.out, archive, suite=suite.name)
                         if on_record is not None:
                             on_record(r, res)
                         if bar is not None:
                             bar.set_postfix_str(_progress_note(best, failed, left), refresh=False)
                             bar.update(1)
+                    fill()
             except BaseException:
-                for f in futures:
+                for f in in_flight:
                     f.cancel()
                 raise
         if bar is not None:
             bar.close()
-        return BenchSummary(len(suite.runs), len(done), finished, failed, db_label(database))
+        if archive is not None:  # also when nothing ran: the imported runs and this session's lines
+            export_archive(database, suite.out, archive, suite=suite.name)
+        return BenchSummary(len(suite.runs), len(done), finished, failed, db_label(database), deferred=len(queue))
     finally:
         database.close()
 
 
 __all__ = [
-    "BenchSummary", "db_label", "environment", "execute_run", "measure_inference", "peak_rss_mb", "prepare_datasets",
+    "BenchSummary", "ESTIMATE_MARGIN", "RUN_OVERHEAD_SECONDS", "db_label", "environment", "execute_run", "measure_inference", "next_run", "peak_rss_mb", "prepare_datasets",
     "reset_peak_rss", "run_dir_of", "run_suite", "thread_budget",
 ]  # fmt: skip

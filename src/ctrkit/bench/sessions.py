@@ -195,12 +195,20 @@ class TimeLeft:
     def recorded(self, run_id: str) -> None:
         self.pending.pop(run_id, None)
 
+    def estimate(self, config_hash: str) -> float | None:
+        """Training seconds of one run of ``config_hash``: the median of its finished runs, else
+        the median over all finished runs; None before any run has finished."""
+        if config_hash in self.by_config:
+            return statistics.median(self.by_config[config_hash])
+        if not self.by_config:
+            return None
+        return statistics.median(t for times in self.by_config.values() for t in times)
+
     def seconds(self) -> float | None:
         """Estimated training seconds left (spread over the workers); None before any run ends."""
         if not self.by_config:
             return None
-        overall = statistics.median(t for times in self.by_config.values() for t in times)
-        total = sum(statistics.median(self.by_config[h]) if h in self.by_config else overall for h in self.pending.values())
+        total = sum(self.estimate(h) or 0.0 for h in self.pending.values())
         return total / self.workers
 
     def describe(self) -> str:

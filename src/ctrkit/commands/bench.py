@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ctrkit.errors import CtrkitError
+from ctrkit.errors import ConfigError, CtrkitError
 
 
 def _fail(e: Exception) -> None:
@@ -23,9 +23,11 @@ def _fail(e: Exception) -> None:
 @click.option("--threads-per-worker", type=int, default=None, help="Torch/OMP/polars threads per worker (default: cores // workers).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Benchmark directory (default: the suite's 'out').")
 @click.option("--db", default=None, help="Results database: a path or an SQLAlchemy URL, e.g. sqlite:///path or postgresql://user@host/db (default: <out>/results.sqlite).")
+@click.option("--archive", type=click.Path(file_okay=False), default=None, help="Keep a plain-text copy of the results (runs.jsonl, sessions.jsonl) in this directory, updated after every run; with --resume, first import its runs the database lacks. Carries a suite to another machine (commit it, or copy it).")
+@click.option("--stop-after", "stop_after", default=None, metavar="DURATION", help="Start no run that is not expected to end within DURATION (e.g. 2h30m, 90m, 3600s; estimates come from the runs already finished), then return once the runs in flight end. The rest waits for --resume.")
 @click.option("--no-report", is_flag=True, help="Do not write leaderboard.md at the end.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def bench_cmd(suite: str, resume: bool, workers: int, threads_per_worker: int | None, out: str | None, db: str | None, no_report: bool, quiet: bool) -> None:
+def bench_cmd(suite: str, resume: bool, workers: int, threads_per_worker: int | None, out: str | None, db: str | None, archive: str | None, stop_after: str | None, no_report: bool, quiet: bool) -> None:
     """Run every configuration x seed of a benchmark SUITE (YAML) and record the results.
 
     Runs execute in WORKERS processes with THREADS-PER-WORKER threads each (workers x threads must
@@ -37,10 +39,18 @@ def bench_cmd(suite: str, resume: bool, workers: int, threads_per_worker: int | 
     from ctrkit.bench.suite import load_suite
 
     try:
+        budget = None if stop_after is None else parse_duration(stop_after)
         s = load_suite(suite, out=out)
         click.echo(f"{s.name}: {len(s.runs)} runs -> {s.out}", err=True)
-        summary = run_suite(s, resume=resume, workers=workers, threads_per_worker=threads_per_worker, db=db, progress=not quiet)
+        summary = run_suite(
+            s, resume=resume, workers=workers, threads_per_worker=threads_per_worker, db=db, progress=not quiet,
+            archive=archive, stop_after=budget,
+        )  # fmt: skip
         click.echo(f"{summary.finished} finished, {summary.failed} failed, {summary.skipped} already done; results: {summary.db}")
+        if summary.deferred:
+            click.echo(f"{summary.deferred} runs not started within --stop-after {stop_after}: continue with --resume")
+        if archive is not None:
+            click.echo(f"archive: {archive}")
         if not no_report:
             _report(s.out, db or summary.db, s.name)  # the given URL: summary.db hides its password
     except (CtrkitError, FileNotFoundError) as e:
@@ -48,6 +58,19 @@ def bench_cmd(suite: str, resume: bool, workers: int, threads_per_worker: int | 
         return
     if summary.failed:
         sys.exit(1)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"2h30m"``, ``"90m"``, ``"1.5h"``, ``"3600s"`` or ``"3600"`` (seconds)."""
+    import re
+
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", t)
+    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*[hms]", "", t).strip():
+        raise ConfigError(f"--stop-after: not a duration: '{text}' (e.g. 2h30m, 90m, 3600s)")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
 
 
 def _report(out: Path, db: str, suite: str) -> None:
