@@ -40,7 +40,15 @@ def test_an_archive_carries_a_suite_to_another_directory(tmp_path):
     assert len(lines) == 2 and lines == sorted(lines)
     assert {json.loads(x)["run_id"] for x in lines} == {r.run_id for r in first.runs}
     with ResultsDB(tmp_path / "one" / "results.sqlite") as db:
-        before = db.metrics()
+        before = db.metrics(), db.evaluations()
+        rows = db.runs()
+    # Every run says what data it saw and how each evaluation went.
+    assert len({r["data_fingerprint"] for r in rows}) == 1 and rows[0]["data_fingerprint"]
+    for r in rows:
+        checksums = json.loads(r["data_checksums"])
+        assert set(checksums) == {"train", "valid", "test"} and all(len(v) == 64 for v in checksums.values())
+        evals = before[1][r["run_id"]]
+        assert {(e, s, t, m) for e, s, t, m, _ in evals} >= {(1, "valid", "click", "auc"), (1, "train", "all", "loss")}
 
     # Another directory (so other store and data paths): the same run ids.
     second = load_suite(tiny_suite(tmp_path / "two", seeds=(1,), models=MODELS))
@@ -51,7 +59,8 @@ def test_an_archive_carries_a_suite_to_another_directory(tmp_path):
     s2 = run_suite(second, resume=True, workers=1, threads_per_worker=1, progress=False, archive=archive)
     assert (s2.finished, s2.skipped, s2.failed) == (0, 2, 0)
     with ResultsDB(tmp_path / "two" / "results.sqlite") as db:
-        assert db.metrics() == before
+        assert (db.metrics(), db.evaluations()) == before
+        assert [r["data_checksums"] for r in db.runs()] == [r["data_checksums"] for r in rows]
         assert db.finished_ids() == {r.run_id for r in first.runs}
     sessions = read_sessions(tmp_path / "two")
     assert sessions is not None and [s.runs_recorded for s in sessions.sessions] == [2, 0]
@@ -99,6 +108,7 @@ def test_a_malformed_archive_names_file_line_and_field(tmp_path):
         json.dumps({**_run("b")[0], "status": "done"}): "line 2: field 'status' must be one of",
         json.dumps({**_run("b")[0], "metrics": [["test", "auc", 0.7]]}): "line 2: field 'metrics', item 0",
         json.dumps({**_run("b")[0], "colour": "red"}): "line 2: unknown field 'colour'",
+        json.dumps({**_run("b")[0], "evaluations": [["1", "valid", "click", "auc", 0.7]]}): "line 2: field 'evaluations', item 0",
     }
     for bad, message in cases.items():
         (arch / "runs.jsonl").write_text(good + "\n" + bad + "\n")

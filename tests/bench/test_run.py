@@ -63,6 +63,14 @@ def check_db(path: Path, expected_ids: set[str]) -> None:
     for rss, single, batch in con.execute("SELECT peak_rss_mb, infer_single_ms, infer_batch_rows_per_sec FROM runs"):
         assert (rss is None or rss > 0) and single > 0 and batch > 0
     assert con.execute("SELECT COUNT(*) FROM runs WHERE peak_rss_mb > 0").fetchone()[0] >= 1
+    # Per-evaluation metrics (one epoch each here) and the data each run saw.
+    for rid in ids:
+        ev = {(e, s, t, m) for e, s, t, m in con.execute("SELECT epoch, split, task, metric FROM evaluations WHERE run_id = ?", (rid,))}
+        assert {(1, "valid", "click", "auc"), (1, "valid", "click", "logloss"), (1, "train", "all", "loss")} <= ev
+    fingerprints = {r[0] for r in con.execute("SELECT data_fingerprint FROM runs")}
+    assert len(fingerprints) == 1 and None not in fingerprints
+    for (checksums,) in con.execute("SELECT data_checksums FROM runs"):
+        assert set(json.loads(checksums)) == {"train", "valid", "test"}
     con.close()
 
 

@@ -9,8 +9,9 @@ friendly to ``git diff`` (one run per line, sorted, stable formatting):
 
 ``runs.jsonl``
     One JSON object per recorded run of the suite, sorted by ``run_id``: every column of the
-    ``runs`` table (JSON columns decoded) and ``metrics``, a sorted list of
-    ``[split, task, metric, value]``. Run ids do not depend on where the data or the benchmark
+    ``runs`` table (JSON columns decoded), ``metrics``, a sorted list of
+    ``[split, task, metric, value]``, and ``evaluations``, a list of
+    ``[epoch, split, task, metric, value]`` (every evaluation during training). Run ids do not depend on where the data or the benchmark
     directory lie (see :func:`ctrkit.bench.suite.config_hash`), so they match on another machine.
 ``sessions.jsonl``
     The lines of the benchmark directory's ``sessions.jsonl`` (:mod:`ctrkit.bench.sessions`), so
@@ -51,16 +52,20 @@ class ImportCounts:
     session_lines: int  # sessions.jsonl lines added to the benchmark directory
 
 
-def _encode_run(row: dict[str, Any], metrics: dict[tuple[str, str, str], float]) -> str:
+def _number(v: Any) -> Any:
+    # NaN is not JSON: a metric that could not be computed is kept as null.
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def _encode_run(row: dict[str, Any], metrics: dict[tuple[str, str, str], float], evaluations: list[tuple[Any, ...]]) -> str:
     out: dict[str, Any] = {}
     for k in RUN_COLUMNS:
         v = row.get(k)
         if k in _JSON_COLUMNS and isinstance(v, str):
             v = json.loads(v)
         out[k] = v
-    # NaN is not JSON: a metric that could not be computed is kept as null.
-    out["metrics"] = [[s, t, m, None if v is None or (isinstance(v, float) and math.isnan(v)) else v]
-                      for (s, t, m), v in sorted(metrics.items())]  # fmt: skip
+    out["metrics"] = [[s, t, m, _number(v)] for (s, t, m), v in sorted(metrics.items())]
+    out["evaluations"] = [[e, s, t, m, _number(v)] for e, s, t, m, v in evaluations]
     return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
 
@@ -93,17 +98,21 @@ def export_archive(database: ResultsDB, bench_dir: str | Path, archive: str | Pa
     archive = Path(archive)
     archive.mkdir(parents=True, exist_ok=True)
     rows = database.runs(suite=suite, status=None)
-    metrics = database.metrics([r["run_id"] for r in rows])
-    lines = sorted(_encode_run(r, metrics.get(r["run_id"], {})) for r in rows)
+    ids = [r["run_id"] for r in rows]
+    metrics, evaluations = database.metrics(ids), database.evaluations(ids)
+    lines = sorted(_encode_run(r, metrics.get(r["run_id"], {}), evaluations.get(r["run_id"], [])) for r in rows)
     atomic_write_text("".join(line + "\n" for line in lines), archive / RUNS_FILE)
     sessions = _union(_session_lines(archive / SESSIONS_FILE), _session_lines(Path(bench_dir) / SESSIONS_FILE))
     atomic_write_text("".join(line + "\n" for line in sessions), archive / SESSIONS_FILE)
     return len(lines)
 
 
-def read_archive_runs(archive: str | Path, *, suite: str | None = None) -> list[tuple[dict[str, Any], list[tuple[str, str, str, float | None]]]]:
-    """The runs of ``archive/runs.jsonl`` (optionally of one suite) as ``(row, metrics)`` pairs
-    ready for :meth:`ResultsDB.record`. Raises :class:`ArchiveError` naming the file, line and
+ArchivedRun = tuple[dict[str, Any], list[tuple[str, str, str, float | None]], list[tuple[int, str, str, str, float | None]]]
+
+
+def read_archive_runs(archive: str | Path, *, suite: str | None = None) -> list[ArchivedRun]:
+    """The runs of ``archive/runs.jsonl`` (optionally of one suite) as ``(row, metrics,
+    evaluations)`` ready for :meth:`ResultsDB.record`. Raises :class:`ArchiveError` naming the file, line and
     field of anything malformed."""
     path = Path(archive) / RUNS_FILE
     if not path.exists():
@@ -123,7 +132,7 @@ def read_archive_runs(archive: str | Path, *, suite: str | None = None) -> list[
                 raise ArchiveError(f"{path}, line {no}: field '{k}' is missing")
         if obj["status"] not in STATUSES:
             raise ArchiveError(f"{path}, line {no}: field 'status' must be one of {', '.join(STATUSES)}, got {obj['status']!r}")
-        unknown = set(obj) - set(RUN_COLUMNS) - {"metrics"}
+        unknown = set(obj) - set(RUN_COLUMNS) - {"metrics", "evaluations"}
         if unknown:
             raise ArchiveError(f"{path}, line {no}: unknown field '{sorted(unknown)[0]}' (written by a newer ctrkit?)")
         rows = []
@@ -132,8 +141,14 @@ def read_archive_runs(archive: str | Path, *, suite: str | None = None) -> list[
                     and (m[3] is None or isinstance(m[3], (int, float)))):  # fmt: skip
                 raise ArchiveError(f"{path}, line {no}: field 'metrics', item {i}: expected [split, task, metric, number]")
             rows.append((m[0], m[1], m[2], None if m[3] is None else float(m[3])))
+        evals = []
+        for i, m in enumerate(obj.get("evaluations") or []):
+            if not (isinstance(m, list) and len(m) == 5 and isinstance(m[0], int) and all(isinstance(x, str) for x in m[1:4])
+                    and (m[4] is None or isinstance(m[4], (int, float)))):  # fmt: skip
+                raise ArchiveError(f"{path}, line {no}: field 'evaluations', item {i}: expected [epoch, split, task, metric, number]")
+            evals.append((m[0], m[1], m[2], m[3], None if m[4] is None else float(m[4])))
         if suite is None or obj["suite"] == suite:
-            out.append(({k: obj.get(k) for k in RUN_COLUMNS}, rows))
+            out.append(({k: obj.get(k) for k in RUN_COLUMNS}, rows, evals))
     return out
 
 
@@ -148,12 +163,12 @@ def import_archive(archive: str | Path, database: ResultsDB, bench_dir: str | Pa
     runs = read_archive_runs(archive, suite=suite)
     status = database.status()
     imported = kept = 0
-    for row, metrics in runs:
+    for row, metrics, evaluations in runs:
         have = status.get(row["run_id"])
         if have == "finished" or (have is not None and row["status"] != "finished"):
             kept += 1
             continue
-        database.record(row, metrics)
+        database.record(row, metrics, evaluations)
         imported += 1
     bench = Path(bench_dir) / SESSIONS_FILE
     ours = _session_lines(bench)
@@ -165,4 +180,4 @@ def import_archive(archive: str | Path, database: ResultsDB, bench_dir: str | Pa
     return ImportCounts(imported, kept, len(new))
 
 
-__all__ = ["RUNS_FILE", "ArchiveError", "ImportCounts", "export_archive", "import_archive", "read_archive_runs"]
+__all__ = ["RUNS_FILE", "ArchiveError", "ArchivedRun", "ImportCounts", "export_archive", "import_archive", "read_archive_runs"]

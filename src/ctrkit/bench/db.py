@@ -10,8 +10,16 @@ Tables::
          ctrkit_version, git_commit, library_versions JSON, cpu_model, threads, status,
          error, started_at, finished_at, run_dir,
          parameters, model_bytes, train_seconds, train_samples_per_sec, eval_samples_per_sec,
-         peak_rss_mb, infer_single_ms, infer_batch_rows_per_sec, study, trial)
+         peak_rss_mb, infer_single_ms, infer_batch_rows_per_sec, study, trial,
+         data_fingerprint, data_checksums JSON)
     metrics(run_id, split, task, metric, value)   PK (run_id, split, task, metric)
+    evaluations(run_id, epoch, split, task, metric, value)   PK (run_id, epoch, split, task, metric)
+
+``metrics`` holds a run's final metrics (validation of the best epoch, test); ``evaluations`` one
+row per metric of every evaluation during training (``split`` ``valid``; the epoch's mean
+training loss as split ``train``, task ``all``, metric ``loss``). ``data_checksums`` maps each
+split to the sha256 of its source file and ``data_fingerprint`` is the store's fingerprint (schema,
+encoders' settings and those checksums): two runs with equal fingerprints saw the same data.
 
 A run's row and its metrics are written in one transaction, and only when the run has ended: a
 crash leaves either the whole run or nothing. ``status`` is ``finished``, ``failed`` (re-run on
@@ -94,6 +102,9 @@ runs_table = Table(
     # Tuning runs: the Optuna study and trial number (NULL for suite runs).
     Column("study", Text),
     Column("trial", Integer),
+    # What data the run saw (from its store's manifest).
+    Column("data_fingerprint", Text),
+    Column("data_checksums", Text),
     CheckConstraint("status IN ('finished', 'failed', 'pruned')", name="runs_status"),
 )
 Index("runs_by_suite", runs_table.c.suite, runs_table.c.dataset, runs_table.c.model, runs_table.c.config_hash)
@@ -108,10 +119,22 @@ metrics_table = Table(
     PrimaryKeyConstraint("run_id", "split", "task", "metric"),
 )
 
+evaluations_table = Table(
+    "evaluations",
+    _metadata,
+    Column("run_id", Text, ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("split", Text, nullable=False),
+    Column("task", Text, nullable=False),
+    Column("metric", Text, nullable=False),
+    Column("value", Double),
+    PrimaryKeyConstraint("run_id", "epoch", "split", "task", "metric"),
+)
+
 RUN_COLUMNS = tuple(c.name for c in runs_table.columns)
 # Columns added after the first release of the database: added to older databases when opened.
-ADDED_COLUMNS = ("peak_rss_mb", "infer_single_ms", "infer_batch_rows_per_sec", "study", "trial")
-_JSON_COLUMNS = ("config", "grid_point", "library_versions")
+ADDED_COLUMNS = ("peak_rss_mb", "infer_single_ms", "infer_batch_rows_per_sec", "study", "trial", "data_fingerprint", "data_checksums")
+_JSON_COLUMNS = ("config", "grid_point", "library_versions", "data_checksums")
 # Any constant: the PostgreSQL advisory lock that serialises schema creation and migration.
 _SCHEMA_LOCK = 7_406_115_311
 
@@ -170,6 +193,27 @@ def flatten_metrics(metrics: dict[str, Any]) -> list[tuple[str, str, str, float]
             for name, v in m.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     rows.append((split, task, name, float(v)))
+    return rows
+
+
+def flatten_history(history: list[dict[str, Any]]) -> list[tuple[int, str, str, str, float]]:
+    """``(epoch, split, task, metric, value)`` rows of a run's ``history.json`` (one entry per
+    evaluation): every numeric metric of each split evaluated, and the epoch's training loss."""
+    rows = []
+    for i, entry in enumerate(history, start=1):
+        epoch = int(entry.get("epoch", i))
+        loss = entry.get("train_loss")
+        if isinstance(loss, (int, float)) and not isinstance(loss, bool):
+            rows.append((epoch, "train", "all", "loss", float(loss)))
+        for split, tasks in entry.items():
+            if not isinstance(tasks, dict):
+                continue
+            for task, m in tasks.items():
+                if not isinstance(m, dict):
+                    continue
+                for name, v in m.items():
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        rows.append((epoch, split, task, name, float(v)))
     return rows
 
 
@@ -318,8 +362,14 @@ class ResultsDB:
                 raw.execute("PRAGMA foreign_keys = ON")
 
     # ------------------------------------------------------------ writes
-    def record(self, run: dict[str, Any], metrics: list[tuple[str, str, str, float]]) -> None:
-        """Insert (or replace) one ended run and its metrics atomically."""
+    def record(
+        self,
+        run: dict[str, Any],
+        metrics: list[tuple[str, str, str, float | None]],
+        evaluations: list[tuple[int, str, str, str, float | None]] | None = None,
+    ) -> None:
+        """Insert (or replace) one ended run, its final metrics and its per-evaluation metrics
+        (:func:`flatten_history` rows) atomically."""
         row = {k: run.get(k) for k in RUN_COLUMNS}
         if row["status"] not in STATUSES:
             raise ValueError(f"run status must be one of {STATUSES}, got {row['status']!r}")
@@ -327,6 +377,7 @@ class ResultsDB:
             if row[k] is not None and not isinstance(row[k], str):
                 row[k] = json.dumps(row[k], sort_keys=True)
         with self.transaction() as c:
+            c.execute(delete(evaluations_table).where(evaluations_table.c.run_id == row["run_id"]))
             c.execute(delete(metrics_table).where(metrics_table.c.run_id == row["run_id"]))
             c.execute(delete(runs_table).where(runs_table.c.run_id == row["run_id"]))
             c.execute(runs_table.insert(), row)
@@ -334,6 +385,11 @@ class ResultsDB:
                 c.execute(
                     metrics_table.insert(),
                     [{"run_id": row["run_id"], "split": s, "task": t, "metric": m, "value": v} for s, t, m, v in metrics],
+                )
+            if evaluations:
+                c.execute(
+                    evaluations_table.insert(),
+                    [{"run_id": row["run_id"], "epoch": e, "split": s, "task": t, "metric": m, "value": v} for e, s, t, m, v in evaluations],
                 )
 
     # ------------------------------------------------------------ reads
@@ -370,11 +426,23 @@ class ResultsDB:
                     out.setdefault(rid, {})[(split, task, metric)] = value
         return out
 
+    def evaluations(self, run_ids: list[str] | None = None) -> dict[str, list[tuple[int, str, str, str, float | None]]]:
+        """run_id -> its ``(epoch, split, task, metric, value)`` rows, in epoch order."""
+        wanted = set(run_ids) if run_ids is not None else None
+        out: dict[str, list[tuple[int, str, str, str, float | None]]] = {}
+        e = evaluations_table.c
+        q = select(e.run_id, e.epoch, e.split, e.task, e.metric, e.value).order_by(e.run_id, e.epoch, e.split, e.task, e.metric)
+        with self._read() as c:
+            for rid, epoch, split, task, metric, value in c.execute(q):
+                if wanted is None or rid in wanted:
+                    out.setdefault(rid, []).append((epoch, split, task, metric, value))
+        return out
+
     def count(self, table: str = "runs") -> int:
-        """Rows in ``runs`` or ``metrics``."""
-        t = {"runs": runs_table, "metrics": metrics_table}[table]
+        """Rows in ``runs``, ``metrics`` or ``evaluations``."""
+        t = {"runs": runs_table, "metrics": metrics_table, "evaluations": evaluations_table}[table]
         with self._read() as c:
             return int(c.execute(select(func.count()).select_from(t)).scalar() or 0)
 
 
-__all__ = ["ADDED_COLUMNS", "RUN_COLUMNS", "STATUSES", "ResultsDB", "ResultsDBError", "check_driver", "db_path", "db_url", "flatten_metrics", "is_sqlite", "safe_url"]
+__all__ = ["ADDED_COLUMNS", "RUN_COLUMNS", "STATUSES", "ResultsDB", "ResultsDBError", "check_driver", "db_path", "db_url", "flatten_history", "flatten_metrics", "is_sqlite", "safe_url"]

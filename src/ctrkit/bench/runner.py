@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ctrkit import __version__
-from ctrkit.bench.db import ResultsDB, flatten_metrics, safe_url
+from ctrkit.bench.db import ResultsDB, flatten_history, flatten_metrics, safe_url
 from ctrkit.bench.sessions import SessionLog, TimeLeft
 from ctrkit.bench.suite import RunSpec, Suite
 from ctrkit.errors import ConfigError, CtrkitError
@@ -172,6 +172,31 @@ def measure_inference(
     return {"infer_single_ms": single * 1000.0, "infer_batch_rows_per_sec": len(big) / batch if batch > 0 else None}
 
 
+def run_data(run_dir: str | Path) -> dict[str, Any]:
+    """What data a trained run saw: ``data_fingerprint`` (its store's) and ``data_checksums``
+    (split -> sha256 of the source file), from the store manifest its ``store.json`` points at;
+    empty when the run never got as far as its store."""
+    try:
+        store = json.loads((Path(run_dir) / "store.json").read_text())["store"]
+        manifest = json.loads((Path(store) / "manifest.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    sources = manifest.get("sources") or {}
+    return {
+        "data_fingerprint": manifest.get("fingerprint"),
+        "data_checksums": {split: info.get("sha256") for split, info in sources.items() if isinstance(info, dict)},
+    }
+
+
+def run_evaluations(run_dir: str | Path) -> list[tuple[int, str, str, str, float]]:
+    """The per-evaluation metrics of a run from its ``history.json`` (empty when it has none)."""
+    try:
+        history = json.loads((Path(run_dir) / "history.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return flatten_history(history) if isinstance(history, list) else []
+
+
 def execute_run(
     config: dict[str, Any],
     run_dir: str,
@@ -225,6 +250,7 @@ def execute_run(
             raise
         out.update(status="failed", error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}", finished_at=_now(), metrics=[])
         out["peak_rss_mb"] = peak_rss_mb()
+        out.update(run_data(d), evaluations=run_evaluations(d))
         return out
     best = d / "best_model.pt"
     # Peak memory of training (read before the inference measurement, which adds little); a run
@@ -244,6 +270,8 @@ def execute_run(
         train_samples_per_sec=metrics.get("train_samples_per_sec"),
         eval_samples_per_sec=metrics.get("test_eval_samples_per_sec", metrics.get("valid_eval_samples_per_sec")),
         metrics=flatten_metrics(metrics),
+        evaluations=run_evaluations(d),
+        **run_data(d),
     )
     task = primary_task(metrics)
     out["valid_auc"] = metrics["valid"][task].get("auc") if task else None
@@ -377,7 +405,7 @@ def run_suite(
             if resume:
                 counts = import_archive(archive, database, suite.out, suite=suite.name)
                 log.info("archive %s: %d runs imported, %d already recorded", archive, counts.imported, counts.kept)
-            elif any(row["run_id"] in ours for row, _ in read_archive_runs(archive, suite=suite.name)):
+            elif any(run[0]["run_id"] in ours for run in read_archive_runs(archive, suite=suite.name)):
                 raise ConfigError(f"archive {archive} already holds runs of this suite; pass --resume to continue it")
         recorded = database.status()
         done = {rid for rid, s in recorded.items() if s == "finished" and rid in ours}
@@ -454,7 +482,7 @@ def run_suite(
                             res = {"status": "failed", "error": f"{type(e).__name__}: {e}", "finished_at": _now(), "metrics": []}
                         row = {
                             **env,
-                            **{k: v for k, v in res.items() if k not in ("metrics", "valid_auc")},
+                            **{k: v for k, v in res.items() if k not in ("metrics", "evaluations", "valid_auc")},
                             "run_id": r.run_id,
                             "suite": r.suite,
                             "dataset": r.dataset,
@@ -465,7 +493,7 @@ def run_suite(
                             "grid_point": r.grid_point,
                             "run_dir": str(run_dir_of(suite, r)),
                         }
-                        database.record(row, res["metrics"])
+                        database.record(row, res["metrics"], res.get("evaluations"))
                         sessions.run_recorded(r.run_id, res["status"])
                         left.recorded(r.run_id)
                         if res["status"] == "finished":
@@ -500,5 +528,5 @@ def run_suite(
 
 __all__ = [
     "BenchSummary", "ESTIMATE_MARGIN", "RUN_OVERHEAD_SECONDS", "db_label", "environment", "execute_run", "measure_inference", "next_run", "peak_rss_mb", "prepare_datasets",
-    "reset_peak_rss", "run_dir_of", "run_suite", "thread_budget",
+    "reset_peak_rss", "run_data", "run_dir_of", "run_evaluations", "run_suite", "thread_budget",
 ]  # fmt: skip

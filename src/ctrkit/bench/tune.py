@@ -45,7 +45,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from ctrkit.bench.db import ResultsDB, ResultsDBError, check_driver, db_path, db_url, flatten_metrics, is_sqlite, safe_url
+from ctrkit.bench.db import ResultsDB, ResultsDBError, check_driver, db_path, db_url, flatten_history, flatten_metrics, is_sqlite, safe_url
 from ctrkit.bench.runner import (
     _init_worker,
     _now,
@@ -55,6 +55,7 @@ from ctrkit.bench.runner import (
     peak_rss_mb,
     prepare_datasets,
     primary_task,
+    run_data,
     thread_budget,
 )
 from ctrkit.bench.suite import Param, SearchSpec, Suite, config_hash
@@ -267,11 +268,13 @@ def _objective(
             "threads": threads,
         }
         last: dict[str, Any] = {}
+        evaluations: list[tuple[int, str, str, str, float]] = []
 
         def on_evaluation(epoch: int, metrics: dict[str, dict[str, Any]]) -> None:
             task = primary_task({"valid": metrics})
             auc = metrics[task].get("auc") if task else None
             last.update(epoch=epoch, metrics=metrics)
+            evaluations.extend(flatten_history([{"epoch": epoch, "valid": metrics}]))
             if auc is None or not math.isfinite(auc):
                 return
             trial.report(float(auc), epoch)
@@ -285,11 +288,12 @@ def _objective(
             valid = {"valid": last.get("metrics", {})}
             db.record(
                 {**row, "status": "pruned", "started_at": started, "finished_at": _now(), "peak_rss_mb": peak_rss_mb(),
-                 "error": f"pruned after epoch {last.get('epoch')}"},
+                 "error": f"pruned after epoch {last.get('epoch')}", **run_data(d)},
                 flatten_metrics(valid),
+                evaluations,
             )  # fmt: skip
             raise
-        db.record({**row, **{k: v for k, v in res.items() if k not in ("metrics", "valid_auc")}}, res["metrics"])
+        db.record({**row, **{k: v for k, v in res.items() if k not in ("metrics", "evaluations", "valid_auc")}}, res["metrics"], res.get("evaluations"))
         auc = res.get("valid_auc")
         if res["status"] != "finished" or auc is None or not math.isfinite(auc):
             reason = (res.get("error") or f"validation AUC is {auc}").splitlines()[0]
