@@ -66,6 +66,14 @@ def test_an_archive_carries_a_suite_to_another_directory(tmp_path):
     assert sessions is not None and [s.runs_recorded for s in sessions.sessions] == [2, 0]
     assert read_sessions(archive) is not None and len(read_sessions(archive).sessions) == 2
 
+    # The archive alone gives the leaderboard (no database in that directory).
+    from ctrkit.bench.report import write_reports
+
+    md = write_reports(archive).markdown.read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("|  | model")]
+    assert sorted(r.split("|")[2].strip() for r in rows) == ["FM", "LR"]
+    assert "over 2 sessions" in md and not (archive / "results.sqlite").exists()
+
 
 def test_run_ids_ignore_paths_but_not_the_data(tmp_path):
     a = load_suite(tiny_suite(tmp_path / "a", seeds=(1,)))

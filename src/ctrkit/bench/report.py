@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from ctrkit.bench.db import ResultsDB
+from ctrkit.bench.db import ResultsDB, db_path
 from ctrkit.bench.stats import mean_std_ci, paired_t_p_value, paired_t_test
 
 MIN_SEEDS = 5  # fewer seeds than this are flagged: a std from 2-4 values says little
@@ -413,23 +413,38 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_reports(bench_dir: str | Path, *, db: str | Path | None = None, suite: str | None = None) -> ReportFiles:
-    """Write ``leaderboard.md``, ``leaderboard.html`` and ``plots/<dataset>-<cost>.svg`` into
-    ``bench_dir`` (each atomically) and return their paths."""
-    from ctrkit.bench.db import db_path
-    from ctrkit.bench.html import render_html
-    from ctrkit.bench.sessions import read_sessions
+def _leaderboard_tables(d: Path, db: str | Path | None, suite: str | None) -> dict[str, Any]:
+    """The leaderboard of the results database (``db``, else the benchmark's own), or, in a
+    directory that has no database but an archive's ``runs.jsonl``
+    (:mod:`ctrkit.bench.archive`), of that archive, read into a throwaway SQLite file."""
+    from ctrkit.bench.archive import RUNS_FILE, read_archive_runs
 
-    d = Path(bench_dir)
     path = db or _find_db(d)
     try:
         file = db_path(path)
     except ValueError:
         file = None  # a database server: no file to look for
+    if db is None and file is not None and not file.exists() and (d / RUNS_FILE).exists():
+        runs = read_archive_runs(d, suite=suite)
+        with tempfile.TemporaryDirectory(prefix="ctrkit-archive-") as tmp, ResultsDB(Path(tmp) / "archive.sqlite") as database:
+            for row, metrics, evaluations in runs:
+                database.record(row, metrics, evaluations)
+            return leaderboard_rows(database, suite)
     if file is not None and not file.exists():
-        raise FileNotFoundError(f"{file}: no results database")
+        raise FileNotFoundError(f"{file}: no results database (nor an archive's {RUNS_FILE})")
     with ResultsDB(path) as database:
-        tables = leaderboard_rows(database, suite)
+        return leaderboard_rows(database, suite)
+
+
+def write_reports(bench_dir: str | Path, *, db: str | Path | None = None, suite: str | None = None) -> ReportFiles:
+    """Write ``leaderboard.md``, ``leaderboard.html`` and ``plots/<dataset>-<cost>.svg`` into
+    ``bench_dir`` (each atomically) and return their paths. ``bench_dir`` may also be an archive
+    directory (``runs.jsonl``, ``sessions.jsonl``; see :mod:`ctrkit.bench.archive`)."""
+    from ctrkit.bench.html import render_html
+    from ctrkit.bench.sessions import read_sessions
+
+    d = Path(bench_dir)
+    tables = _leaderboard_tables(d, db, suite)
     title = suite or (json.loads((d / "suite.json").read_text())["name"] if (d / "suite.json").exists() else d.name)
     plots: dict[str, list[tuple[str, str, str]]] = {ds: dataset_plots(t) for ds, t in tables.items()}
     written: list[Path] = []
