@@ -84,8 +84,8 @@ def _session_lines(path: Path) -> list[str]:
 
 
 def _union(first: list[str], second: list[str]) -> list[str]:
-    seen = set(first)
-    return first + [line for line in second if line not in seen and not seen.add(line)]  # type: ignore[func-returns-value]
+    """``first``, then the lines of ``second`` it lacks, each once, in order."""
+    return list(dict.fromkeys(first + second))
 
 
 def export_archive(database: ResultsDB, bench_dir: str | Path, archive: str | Path, *, suite: str) -> int:
@@ -105,6 +105,18 @@ def export_archive(database: ResultsDB, bench_dir: str | Path, archive: str | Pa
     sessions = _union(_session_lines(archive / SESSIONS_FILE), _session_lines(Path(bench_dir) / SESSIONS_FILE))
     atomic_write_text("".join(line + "\n" for line in sessions), archive / SESSIONS_FILE)
     return len(lines)
+
+
+def _rows(obj: dict[str, Any], field: str, keys: tuple[type, ...], shape: str, where: str) -> list[tuple[Any, ...]]:
+    """``obj[field]`` as tuples: each item a list of ``keys`` (by type) and a number or null."""
+    out = []
+    for i, m in enumerate(obj.get(field) or []):
+        ok = isinstance(m, list) and len(m) == len(keys) + 1 and all(isinstance(x, k) for x, k in zip(m, keys))
+        v = m[-1] if ok else None
+        if not ok or not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))):
+            raise ArchiveError(f"{where}: field '{field}', item {i}: expected {shape}")
+        out.append((*m[:-1], None if v is None else float(v)))
+    return out
 
 
 ArchivedRun = tuple[dict[str, Any], list[tuple[str, str, str, float | None]], list[tuple[int, str, str, str, float | None]]]
@@ -135,18 +147,8 @@ def read_archive_runs(archive: str | Path, *, suite: str | None = None) -> list[
         unknown = set(obj) - set(RUN_COLUMNS) - {"metrics", "evaluations"}
         if unknown:
             raise ArchiveError(f"{path}, line {no}: unknown field '{sorted(unknown)[0]}' (written by a newer ctrkit?)")
-        rows = []
-        for i, m in enumerate(obj.get("metrics") or []):
-            if not (isinstance(m, list) and len(m) == 4 and all(isinstance(x, str) for x in m[:3])
-                    and (m[3] is None or isinstance(m[3], (int, float)))):  # fmt: skip
-                raise ArchiveError(f"{path}, line {no}: field 'metrics', item {i}: expected [split, task, metric, number]")
-            rows.append((m[0], m[1], m[2], None if m[3] is None else float(m[3])))
-        evals = []
-        for i, m in enumerate(obj.get("evaluations") or []):
-            if not (isinstance(m, list) and len(m) == 5 and isinstance(m[0], int) and all(isinstance(x, str) for x in m[1:4])
-                    and (m[4] is None or isinstance(m[4], (int, float)))):  # fmt: skip
-                raise ArchiveError(f"{path}, line {no}: field 'evaluations', item {i}: expected [epoch, split, task, metric, number]")
-            evals.append((m[0], m[1], m[2], m[3], None if m[4] is None else float(m[4])))
+        rows = _rows(obj, "metrics", (str, str, str), "[split, task, metric, number]", f"{path}, line {no}")
+        evals = _rows(obj, "evaluations", (int, str, str, str), "[epoch, split, task, metric, number]", f"{path}, line {no}")
         if suite is None or obj["suite"] == suite:
             out.append(({k: obj.get(k) for k in RUN_COLUMNS}, rows, evals))
     return out
@@ -172,12 +174,10 @@ def import_archive(archive: str | Path, database: ResultsDB, bench_dir: str | Pa
         imported += 1
     bench = Path(bench_dir) / SESSIONS_FILE
     ours = _session_lines(bench)
-    theirs = _session_lines(Path(archive) / SESSIONS_FILE)
-    have_lines = set(ours)
-    new = [line for line in theirs if line not in have_lines]
-    if new:
-        atomic_write_text("".join(line + "\n" for line in _union(new, ours)), bench)
-    return ImportCounts(imported, kept, len(new))
+    merged = _union(ours, _session_lines(Path(archive) / SESSIONS_FILE))
+    if len(merged) > len(ours):
+        atomic_write_text("".join(line + "\n" for line in merged), bench)
+    return ImportCounts(imported, kept, len(merged) - len(ours))
 
 
 __all__ = ["RUNS_FILE", "ArchiveError", "ArchivedRun", "ImportCounts", "export_archive", "import_archive", "read_archive_runs"]

@@ -198,22 +198,15 @@ def flatten_metrics(metrics: dict[str, Any]) -> list[tuple[str, str, str, float]
 
 def flatten_history(history: list[dict[str, Any]]) -> list[tuple[int, str, str, str, float]]:
     """``(epoch, split, task, metric, value)`` rows of a run's ``history.json`` (one entry per
-    evaluation): every numeric metric of each split evaluated, and the epoch's training loss."""
+    evaluation): each entry's metrics as :func:`flatten_metrics` reads them, and the epoch's
+    training loss."""
     rows = []
     for i, entry in enumerate(history, start=1):
         epoch = int(entry.get("epoch", i))
         loss = entry.get("train_loss")
         if isinstance(loss, (int, float)) and not isinstance(loss, bool):
             rows.append((epoch, "train", "all", "loss", float(loss)))
-        for split, tasks in entry.items():
-            if not isinstance(tasks, dict):
-                continue
-            for task, m in tasks.items():
-                if not isinstance(m, dict):
-                    continue
-                for name, v in m.items():
-                    if isinstance(v, (int, float)) and not isinstance(v, bool):
-                        rows.append((epoch, split, task, name, float(v)))
+        rows.extend((epoch, *row) for row in flatten_metrics(entry))
     return rows
 
 
