@@ -3,7 +3,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py src/ctrkit/data/_dictscan.c src/ctrkit/nn/_fieldattn.c | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py src/ctrkit/data/_dictscan.c src/ctrkit/nn/_fieldattn.c src/ctrkit/train/_rowsparse.c | sha1sum | cut -c1-12)
 
 # Two cores: keep torch, BLAS and polars from oversubscribing them.
 export OMP_NUM_THREADS ?= 2
@@ -12,7 +12,7 @@ export POLARS_MAX_THREADS ?= 2
 
 .PHONY: demo test install system-deps clean
 
-$(STAMP): pyproject.toml setup.py src/ctrkit/data/_dictscan.c src/ctrkit/nn/_fieldattn.c
+$(STAMP): pyproject.toml setup.py src/ctrkit/data/_dictscan.c src/ctrkit/nn/_fieldattn.c src/ctrkit/train/_rowsparse.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU wheel; anything else lets pip pull a CUDA build.

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from ctrkit.train.optimizers import RowSparseAdagrad, RowSparseAdam, coalesce_rows
+from ctrkit.train import optimizers
+from ctrkit.train.optimizers import RowSparseAdagrad, RowSparseAdam, coalesce_rows, native_available
 
 N, D = 50, 4
 
@@ -388,3 +389,88 @@ def test_rejects_bad_hyperparameters():
         RowSparseAdam(p, betas=(1.0, 0.999))
     with pytest.raises(ValueError):
         RowSparseAdagrad(p, weight_decay=-0.1)
+
+
+# --- the C path (ctrkit.train._rowsparse) against the PyTorch path --------------------------------
+
+needs_native = pytest.mark.skipif(optimizers._native is None, reason="the _rowsparse extension is not built")
+
+
+def _adam_run(monkeypatch, native: bool, wd: float, steps: int = 12):
+    """RowSparseAdam over a table of 3,000 rows, batches with many duplicate ids, every step."""
+    monkeypatch.setenv("CTRKIT_NATIVE_SPARSE", "1" if native else "0")
+    assert native_available() == native
+    torch.manual_seed(3)
+    emb = nn.Embedding(3000, 16, sparse=True)
+    opt = RowSparseAdam(emb.parameters(), lr=0.01, betas=(0.8, 0.99), eps=1e-7, weight_decay=wd)
+    g = torch.Generator().manual_seed(4)
+    for _ in range(steps):
+        # Skewed ids: a few rows in most batches, most rows in few, so step counts differ per row.
+        ids = (torch.rand(600, 5, generator=g) ** 3 * 3000).long()
+        opt.zero_grad(set_to_none=True)
+        _loss(emb, ids, torch.randn(600, 5, 16, generator=g)).backward()
+        opt.step()
+    return emb.weight.detach().clone(), {k: v.clone() for k, v in opt.state[emb.weight].items()}
+
+
+@needs_native
+@pytest.mark.parametrize("wd", [0.0, 0.05])
+def test_native_adam_matches_the_pytorch_path(monkeypatch, wd):
+    w_c, st_c = _adam_run(monkeypatch, True, wd)
+    w_t, st_t = _adam_run(monkeypatch, False, wd)
+    assert torch.equal(st_c["step"], st_t["step"])
+    assert len(set(st_c["step"].tolist())) > 3  # rows were updated different numbers of times
+    # Same formula, float32 throughout: only rounding may differ (PyTorch fuses some multiply-adds).
+    torch.testing.assert_close(w_c, w_t, rtol=0, atol=1e-5)
+    torch.testing.assert_close(st_c["exp_avg"], st_t["exp_avg"], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(st_c["exp_avg_sq"], st_t["exp_avg_sq"], rtol=1e-4, atol=1e-7)
+
+
+@needs_native
+def test_native_coalesce_equals_the_sort_path(monkeypatch):
+    g = torch.Generator().manual_seed(5)
+    for rows, n, d in ((700_000, 50_000, 16), (10, 1000, 1), (5000, 3, 7)):
+        idx = torch.randint(0, rows, (n,), generator=g)
+        vals = torch.randn(n, d, generator=g)
+        sp = torch.sparse_coo_tensor(idx[None], vals, (rows, d), check_invariants=True)
+        monkeypatch.setenv("CTRKIT_NATIVE_SPARSE", "1")
+        r_c, v_c = coalesce_rows(sp)
+        monkeypatch.setenv("CTRKIT_NATIVE_SPARSE", "0")
+        r_t, v_t = coalesce_rows(sp)
+        assert torch.equal(r_c, r_t)
+        # Both add each row's values in the order they come: the sums are bit for bit the same.
+        assert torch.equal(v_c, v_t)
+
+
+@needs_native
+def test_native_coalesce_refuses_an_out_of_range_id_and_stays_usable(monkeypatch):
+    monkeypatch.setenv("CTRKIT_NATIVE_SPARSE", "1")
+    idx = torch.tensor([3, 1, 3, 60, 2])
+    vals = torch.arange(10, dtype=torch.float32).view(5, 2)
+    bad = torch.sparse_coo_tensor(idx[None], vals, (50, 2), check_invariants=False)
+    with pytest.raises(IndexError, match="row id 60 at position 3 is outside the table's 50 rows"):
+        coalesce_rows(bad)
+    # The slots it had marked were released: the next gradient of a table this size is right.
+    good = torch.sparse_coo_tensor(torch.tensor([[3, 1, 3]]), vals[:3], (50, 2), check_invariants=True)
+    rows, summed = coalesce_rows(good)
+    assert rows.tolist() == [1, 3]
+    assert summed.tolist() == [[2.0, 3.0], [4.0, 6.0]]
+
+
+@needs_native
+def test_native_adam_refuses_rows_outside_the_table(monkeypatch):
+    monkeypatch.setenv("CTRKIT_NATIVE_SPARSE", "1")
+    emb = _table()
+    opt = RowSparseAdam(emb.parameters(), lr=0.1)
+    before = emb.weight.detach().clone()
+    emb.weight.grad = torch.sparse_coo_tensor(
+        torch.tensor([[1, N + 5]]), torch.ones(2, D), (N, D), is_coalesced=True, check_invariants=False
+    )
+    with pytest.raises(IndexError, match=f"span \\[1, {N + 5}\\], the table has {N} rows"):
+        opt.step()
+    assert torch.equal(emb.weight.detach(), before)
+
+
+def test_native_switch_off(monkeypatch):
+    monkeypatch.setenv("CTRKIT_NATIVE_SPARSE", "0")
+    assert not native_available()

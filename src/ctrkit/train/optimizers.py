@@ -16,18 +16,73 @@ backward gives a table a sparse COO gradient holding one row per id *occurrence*
 
 Both inherit from :class:`torch.optim.Optimizer`, so ``state_dict``/``load_state_dict`` and learning
 rate schedulers (which edit ``param_group["lr"]``) work as for any torch optimizer.
+
+For float32 tables on the CPU, coalescing and RowSparseAdam's update run in
+``ctrkit.train._rowsparse`` (a small C extension built at install): coalescing marks each id in a
+per-table array of slots instead of sorting every id, and the update reads and writes each present
+row of the table and its moments once instead of gathering, updating and scattering copies. Any
+other case (another dtype or device, an install without the extension, ``CTRKIT_NATIVE_SPARSE=0``)
+takes the PyTorch ops below; both give the same results up to float rounding.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch.optim import Optimizer
 
-__all__ = ["RowSparseAdam", "RowSparseAdagrad", "coalesce_rows"]
+try:  # built by setup.py when a C compiler is present; optional
+    from ctrkit.train import _rowsparse as _native
+except ImportError:  # pragma: no cover - depends on the install
+    _native = None
+
+__all__ = ["RowSparseAdam", "RowSparseAdagrad", "coalesce_rows", "native_available"]
+
+# The native coalescing keeps one int32 slot per table row (all -1 between calls). Past this many
+# rows, and more than 16 per id of the gradient, the slots would cost more memory than the sort.
+_MAX_SLOT_ROWS = 1 << 24
+_slots = threading.local()
+
+
+def native_available() -> bool:
+    """True when the C row-sparse update is built and not switched off (``CTRKIT_NATIVE_SPARSE=0``)."""
+    return _native is not None and os.environ.get("CTRKIT_NATIVE_SPARSE", "1") != "0"
+
+
+def _slot_array(num_rows: int) -> torch.Tensor:
+    """This thread's (num_rows,) int32 slots, all -1 (the C code leaves them so)."""
+    arrays = getattr(_slots, "arrays", None)
+    if arrays is None:
+        arrays = _slots.arrays = {}
+    slot = arrays.get(num_rows)
+    if slot is None:
+        slot = arrays[num_rows] = torch.full((num_rows,), -1, dtype=torch.int32)
+    return slot
+
+
+def _native_coalesce(idx: torch.Tensor, vals: torch.Tensor, num_rows: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """coalesce_rows in C, or None when this gradient does not qualify."""
+    n, d = vals.shape
+    if not (
+        native_available()
+        and idx.dtype == torch.int64
+        and vals.dtype == torch.float32
+        and idx.device.type == "cpu"
+        and vals.device.type == "cpu"
+        and d > 0
+        and num_rows <= max(_MAX_SLOT_ROWS, 16 * n)
+    ):
+        return None
+    idx, vals = idx.contiguous(), vals.contiguous()
+    rows = torch.empty(n, dtype=torch.int64)
+    sums = torch.empty(n, d, dtype=torch.float32)
+    u = _native.coalesce(idx.data_ptr(), n, vals.data_ptr(), d, num_rows, _slot_array(num_rows).data_ptr(), rows.data_ptr(), sums.data_ptr())
+    return rows[:u], sums[:u]
 
 
 def coalesce_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,6 +101,9 @@ def coalesce_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     vals = vals.reshape(vals.shape[0], -1)
     if grad.is_coalesced() or idx.numel() <= 1:
         return idx, vals
+    native = _native_coalesce(idx, vals, grad.shape[0])
+    if native is not None:
+        return native
     ids, perm = torch.sort(idx, stable=True)
     rows, counts = torch.unique_consecutive(ids, return_counts=True)
     if rows.numel() == idx.numel():  # no duplicates: only the order changes
@@ -169,6 +227,8 @@ class RowSparseAdam(Optimizer):
         rows, g = coalesce_rows(grad)
         if rows.numel() == 0:
             return
+        if self._native_update(p, rows, g, state, group):
+            return
         w2 = _as_rows(p)
         m2, v2 = _as_rows(state["exp_avg"]), _as_rows(state["exp_avg_sq"])
         step = state["step"].view(-1)
@@ -187,6 +247,32 @@ class RowSparseAdam(Optimizer):
         denom = v.sqrt_().div_(bc2_sqrt.unsqueeze(1)).add_(eps)
         w.sub_(m.div_(denom).mul_(step_size.unsqueeze(1)))
         w2.index_copy_(0, rows, w)
+
+    @staticmethod
+    def _native_update(p, rows, g, state, group) -> bool:
+        """The sparse update in C, in place; False (nothing done) when it does not apply."""
+        m, v, step = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        if not (
+            native_available()
+            and p.dim() >= 1
+            and all(t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() for t in (p, m, v))
+            and g.dtype == torch.float32
+            and rows.dtype == torch.int64
+            and step.dtype == torch.int32
+            and step.is_contiguous()
+            and step.numel() == p.shape[0]
+        ):
+            return False
+        lo, hi = torch.aminmax(rows)
+        if int(lo) < 0 or int(hi) >= p.shape[0]:  # the C loop trusts the rows: never write outside
+            raise IndexError(f"RowSparseAdam: gradient rows span [{int(lo)}, {int(hi)}], the table has {p.shape[0]} rows")
+        rows, g = rows.contiguous(), g.contiguous()
+        beta1, beta2 = group["betas"]
+        _native.adam(
+            rows.data_ptr(), rows.numel(), g.data_ptr(), p.data_ptr(), m.data_ptr(), v.data_ptr(), step.data_ptr(),
+            p.numel() // p.shape[0], group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
+        )
+        return True
 
     def _dense_update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
