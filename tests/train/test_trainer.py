@@ -77,6 +77,26 @@ def test_bars_protocol_reduces_lr_and_stops(synth_dir, tmp_path):
     assert res.metrics["best_epoch"] == max(hist, key=lambda h: h["monitor"])["epoch"]
 
 
+def test_valid_metrics_are_those_of_the_restored_best_model(synth_dir, tmp_path):
+    # The run reports the validation metrics of the best epoch's evaluation instead of evaluating
+    # the restored weights again: they must be exactly what a fresh evaluation of the run's best
+    # model gives, also when later epochs were worse.
+    from click.testing import CliRunner
+
+    from ctrkit.cli import main
+
+    res = train(run_cfg(synth_dir, tmp_path, epochs=30, learning_rate=0.05, patience=2))
+    hist = json.loads((res.run_dir / "history.json").read_text())
+    assert res.metrics["best_epoch"] < len(hist)
+    assert res.metrics["valid"] == hist[res.metrics["best_epoch"] - 1]["valid"]
+    assert res.metrics["valid_eval_samples_per_sec"] > 0
+    out = CliRunner().invoke(main, ["evaluate", str(res.run_dir), "--split", "valid"])
+    assert out.exit_code == 0, out.output
+    fresh = json.loads(out.output)["valid"]["click"]
+    for name in ("auc", "logloss"):
+        assert fresh[name] == res.metrics["valid"]["click"][name], name
+
+
 def test_killed_run_resumes_to_the_same_metrics(synth_dir, tmp_path):
     """SIGKILL a real training process mid-epoch, resume it, compare with an uninterrupted run."""
     cfg = run_cfg(synth_dir, tmp_path / "killed", epochs=3, batch_size=128, checkpoint_every_batches=5)

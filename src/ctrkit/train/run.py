@@ -7,6 +7,7 @@ config: ``config.yaml`` (resolved), ``schema.json`` (fitted), ``encoders.json``,
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -152,7 +153,14 @@ def train(
             "on" if HUGE_PAGE_ALLOC else "off",
         )
         state = trainer.fit(resume=resume is not None)
-        trainer.restore_best()
+        # The restored weights are the ones evaluated on validation at the best epoch: that
+        # evaluation gives their validation metrics (the same numbers) without a second pass. Not
+        # when the epochs were evaluated on test (no valid split), or sharded over processes (the
+        # gathered predictions come in another order, so sums may differ in the last bit).
+        restored = trainer.restore_best()
+        best = None
+        if restored and "valid" in store.splits and world == 1:
+            best = next((r for r in state.history if r["epoch"] == state.best_epoch and "eval_seconds" in r), None)
         metrics: dict[str, Any] = {
             "model": cfg.model.name,
             "dataset": store.manifest["name"],
@@ -166,7 +174,10 @@ def train(
             "train_samples_per_sec": state.train_samples / state.train_seconds if state.train_seconds else None,
         }
         for split in ("valid", "test"):
-            if split in store.splits:
+            if split == "valid" and best is not None:
+                metrics["valid"] = copy.deepcopy(best["valid"])
+                metrics["valid_eval_samples_per_sec"] = store.rows("valid") / best["eval_seconds"]
+            elif split in store.splits:
                 loader = BatchLoader(store, split, t.eval_batch_size, prefetch=t.prefetch)
                 t0 = time.perf_counter()
                 metrics[split] = trainer.evaluate(loader)

@@ -406,16 +406,19 @@ class Trainer:
         st.epoch_loss = 0.0
         st.epoch_batches = 0
 
-    def restore_best(self) -> None:
-        """Load the best weights (the BARS protocol tests the model chosen on validation)."""
+    def restore_best(self) -> bool:
+        """Load the best weights (the BARS protocol tests the model chosen on validation).
+        Returns False when there are none (no evaluation saved any): the model stays as it is."""
         if self.world_size > 1:
             # Rank 0 alone writes best_model.pt: the others must not read it before it is written,
             # or ranks restore different epochs and the gathered test predictions mix models.
             import torch.distributed as dist
 
             dist.barrier()
-        if self.best_path.exists():
-            self.model.load_state_dict(torch.load(self.best_path, weights_only=True))
+        if self.state.best_epoch is None or not self.best_path.exists():
+            return False
+        self.model.load_state_dict(torch.load(self.best_path, weights_only=True))
+        return True
 
 
 def _gather_across_ranks(pred: "Predictions") -> "Predictions":
