@@ -59,10 +59,12 @@ static void radix_sort(int64_t *keys, int64_t *tmp, Py_ssize_t n, int64_t limit)
     if (src != keys) memcpy(keys, src, (size_t)n * sizeof *keys);
 }
 
-/* Returns the number of distinct rows, or -1 - i when ids[i] is out of range (nothing written
- * to the slots then). */
+#define OUT_OF_MEMORY PY_SSIZE_T_MIN
+
+/* Returns the number of distinct rows; -1 - i when ids[i] is out of range, OUT_OF_MEMORY when
+ * the sort's buffer cannot be had (the slots are all -1 again in every case). */
 static Py_ssize_t coalesce_rows(const int64_t *ids, Py_ssize_t n, const float *vals, Py_ssize_t d, int64_t num_rows,
-                                int32_t *slot, int64_t *rows, float *sums, int64_t *tmp) {
+                                int32_t *slot, int64_t *rows, float *sums) {
     Py_ssize_t u = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t r = ids[i];
@@ -76,7 +78,13 @@ static Py_ssize_t coalesce_rows(const int64_t *ids, Py_ssize_t n, const float *v
             rows[u++] = r;
         }
     }
+    int64_t *tmp = malloc((size_t)(u > 0 ? u : 1) * sizeof *tmp);
+    if (!tmp) {
+        for (Py_ssize_t k = 0; k < u; k++) slot[rows[k]] = -1;
+        return OUT_OF_MEMORY;
+    }
     radix_sort(rows, tmp, u, num_rows);
+    free(tmp);
     for (Py_ssize_t k = 0; k < u; k++) slot[rows[k]] = (int32_t)k;
     memset(sums, 0, (size_t)u * (size_t)d * sizeof *sums);
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -96,14 +104,12 @@ static PyObject *coalesce(PyObject *self, PyObject *args) {
     Py_ssize_t ids, n, vals, d, slot, rows, sums;
     long long num_rows;
     if (!PyArg_ParseTuple(args, "nnnnLnnn", &ids, &n, &vals, &d, &num_rows, &slot, &rows, &sums)) return NULL;
-    int64_t *tmp = malloc((size_t)(n > 0 ? n : 1) * sizeof *tmp);
-    if (!tmp) return PyErr_NoMemory();
     Py_ssize_t u;
     Py_BEGIN_ALLOW_THREADS
     u = coalesce_rows((const int64_t *)ids, n, (const float *)vals, d, (int64_t)num_rows, (int32_t *)slot,
-                      (int64_t *)rows, (float *)sums, tmp);
+                      (int64_t *)rows, (float *)sums);
     Py_END_ALLOW_THREADS
-    free(tmp);
+    if (u == OUT_OF_MEMORY) return PyErr_NoMemory();
     if (u < 0) {
         Py_ssize_t i = -1 - u;
         PyErr_Format(PyExc_IndexError, "sparse gradient: row id %lld at position %zd is outside the table's %lld rows",

@@ -75,6 +75,7 @@ def _native_coalesce(idx: torch.Tensor, vals: torch.Tensor, num_rows: int) -> tu
         and idx.device.type == "cpu"
         and vals.device.type == "cpu"
         and d > 0
+        and n < 2**31  # slots are int32
         and num_rows <= max(_MAX_SLOT_ROWS, 16 * n)
     ):
         return None
