@@ -43,6 +43,7 @@ from ctrkit.bench.sessions import SessionLog, TimeLeft
 from ctrkit.bench.suite import RunSpec, Suite
 from ctrkit.errors import ConfigError, CtrkitError
 from ctrkit.nn import field_attention
+from ctrkit.train import optimizers
 
 log = logging.getLogger("ctrkit.bench")
 
@@ -61,6 +62,7 @@ def environment() -> dict[str, Any]:
             libs[name] = None
     # Which attention kernels ran (they change speed, and float rounding, not the model).
     libs["ctrkit attention kernels"] = field_attention.kernels()
+    libs["ctrkit row-sparse update"] = "c" if optimizers.native_available() else None
     commit = None
     try:
         r = subprocess.run(
