@@ -77,18 +77,16 @@ def run_config(args, mode: str) -> dict:
 
 def api_run(args) -> dict:
     from ctrkit.config import RunConfig
-    from ctrkit.train.data import prepare_store
     from ctrkit.train.run import set_threads, train
 
     cfg = RunConfig.from_dict(run_config(args, args.mode))
     set_threads(args.threads)
-    t = time.perf_counter()
-    prepare_store(cfg.dataset, progress=False)  # raw TSV -> encoded store (train() then reuses it)
-    prep = time.perf_counter() - t
+    # train() prepares the store itself (raw TSV -> encoded store), as `ctrkit train` does, and
+    # reports how long that took (None from versions before it did).
     res = train(cfg)
     m = res.metrics
     return {
-        "preprocess_s": prep,
+        "preprocess_s": m.get("prepare_seconds"),
         "train_samples_per_s": m["train_samples_per_sec"],
         "train_s": m["train_seconds"],
         "eval_samples_per_s": m["test_eval_samples_per_sec"],

@@ -48,6 +48,7 @@ def test_run_directory_holds_everything(synth_dir, tmp_path):
     m = json.loads((res.run_dir / "metrics.json").read_text())
     assert m["test"]["click"]["auc"] > 0.6
     assert m["threads"] == 1 and m["parameters"] > 0
+    assert m["prepare_seconds"] > 0  # the store was built inside this run
     hist = json.loads((res.run_dir / "history.json").read_text())
     assert [h["epoch"] for h in hist] == list(range(1, len(hist) + 1))
 
@@ -75,6 +76,19 @@ def test_bars_protocol_reduces_lr_and_stops(synth_dir, tmp_path):
     assert len(hist) < 30
     assert strikes and strikes[0]["lr"] == pytest.approx(0.005)
     assert res.metrics["best_epoch"] == max(hist, key=lambda h: h["monitor"])["epoch"]
+
+
+def test_optimizer_import_is_warmed_in_the_background():
+    # In a fresh interpreter torch._dynamo is not imported yet: a thread imports it; once it is
+    # imported there is nothing to warm.
+    code = (
+        "import sys; from ctrkit.train.run import _warm_optimizer_import as w\n"
+        "assert 'torch._dynamo' not in sys.modules\n"
+        "t = w(); t.join(); assert 'torch._dynamo' in sys.modules\n"
+        "assert w() is None\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
 
 
 def test_valid_metrics_are_those_of_the_restored_best_model(synth_dir, tmp_path):
