@@ -48,7 +48,8 @@ VENVS = OUT / "venvs"
 PEER_PACKAGES = {
     # fuxictr 2.3.10 calls polars scan_csv(dtypes=), an argument removed in polars 2
     "fuxictr": ["fuxictr", "polars<2"],
-    "deepctr": ["deepctr-torch", "pandas", "scikit-learn"],
+    # deepctr_torch imports requests (a version check) without declaring it
+    "deepctr": ["deepctr-torch", "pandas", "scikit-learn", "requests"],
     "torchrec": ["torchrec==1.8.0", "fbgemm-gpu-cpu==1.8.0", "pandas", "scikit-learn"],
 }
 #: FuxiCTR's DeepFM on this machine (issue text), for when fuxictr is not run.
