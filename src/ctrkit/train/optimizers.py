@@ -4,10 +4,11 @@ With ``nn.Embedding.sparse = True`` (see :func:`ctrkit.nn.embedding.set_sparse_e
 backward gives a table a sparse COO gradient holding one row per id *occurrence* in the batch
 (duplicates not yet summed). The optimizers here:
 
-* sum duplicate ids once (one sort plus a fused segment sum, much faster than
-  ``Tensor.coalesce()`` on CPU; an already coalesced gradient is used as it is);
-* touch only the rows present: gather their weights and state with ``index_select``, update the
-  gathered block with vectorised ops, write it back with ``index_copy_`` (no Python loop over rows);
+* sum duplicate ids once (in C by slots, see below; else one sort plus a fused segment sum, much
+  faster than ``Tensor.coalesce()`` on CPU; an already coalesced gradient is used as it is);
+* touch only the rows present (in C in place; else gather their weights and state with
+  ``index_select``, update the gathered block with vectorised ops and write it back with
+  ``index_copy_``; no Python loop over rows);
 * apply L2 weight decay only to the rows present ("mini-batch aware" regularisation of DIN, Zhou
   et al. KDD 2018; the same as FuxiCTR's ``embedding_regularizer`` for the rows of the batch, since
   d/dw (wd/2)·||w||² = wd·w);

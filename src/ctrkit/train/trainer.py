@@ -125,7 +125,7 @@ def clip_gradients(params: list[nn.Parameter], max_norm: float) -> float:
     """Clip the global gradient norm over dense and sparse gradients; returns the norm.
 
     Sparse gradients are coalesced here (duplicate rows summed, as the norm requires, with the
-    optimizer's sort-based routine, several times faster than ``Tensor.coalesce`` on CPU) and
+    optimizer's ``coalesce_rows``, several times faster than ``Tensor.coalesce`` on CPU) and
     stored back marked coalesced, so the row-sparse optimizer does not coalesce them again.
     """
     from ctrkit.train.optimizers import coalesce_rows
