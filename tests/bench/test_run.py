@@ -22,6 +22,7 @@ from ctrkit.bench.runner import run_suite
 from ctrkit.bench.sessions import read_sessions
 from ctrkit.bench.suite import load_suite
 from ctrkit.nn import field_attention
+from ctrkit.train.allocator import reuse_wanted
 from ctrkit.train.optimizers import native_available
 
 TRAINING = {"epochs": 1, "batch_size": 256, "learning_rate": 3e-3, "prefetch": 0, "progress": False}
@@ -58,9 +59,12 @@ def check_db(path: Path, expected_ids: set[str]) -> None:
     row = con.execute("SELECT parameters, model_bytes, train_seconds, train_samples_per_sec, eval_samples_per_sec, threads, library_versions, cpu_model, ctrkit_version FROM runs").fetchone()
     assert row[0] > 0 and row[1] > 0 and row[2] > 0 and row[3] > 0 and row[4] > 0 and row[5] == 1
     libs = json.loads(row[6])
-    assert set(libs) == {"torch", "polars", "numpy", "ctrkit attention kernels", "ctrkit row-sparse update"} and row[7] and row[8]
+    assert set(libs) == {
+        "torch", "polars", "numpy", "ctrkit attention kernels", "ctrkit row-sparse update", "ctrkit malloc reuse"
+    } and row[7] and row[8]
     assert libs["ctrkit attention kernels"] == field_attention.kernels()
     assert libs["ctrkit row-sparse update"] == ("c" if native_available() else None)
+    assert libs["ctrkit malloc reuse"] == ("on" if reuse_wanted() else None)
     # Costs: every run trained in its worker has a peak memory; every run has inference figures.
     for rss, single, batch in con.execute("SELECT peak_rss_mb, infer_single_ms, infer_batch_rows_per_sec FROM runs"):
         assert (rss is None or rss > 0) and single > 0 and batch > 0

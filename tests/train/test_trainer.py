@@ -19,6 +19,7 @@ import yaml
 from ctrkit.config import RunConfig
 from ctrkit.data.synthetic import SynthConfig, synthesize
 from ctrkit.errors import ConfigError
+from ctrkit.train.allocator import reuse_wanted
 from ctrkit.train.run import train
 from ctrkit.train.trainer import monitor_value
 
@@ -49,6 +50,9 @@ def test_run_directory_holds_everything(synth_dir, tmp_path):
     assert m["test"]["click"]["auc"] > 0.6
     assert m["threads"] == 1 and m["parameters"] > 0
     assert m["prepare_seconds"] > 0  # the store was built inside this run
+    header = (res.run_dir / "train.log").read_text().splitlines()[0]
+    assert "threads torch=1" in header
+    assert f"malloc reuse {'on' if reuse_wanted() else 'off'}" in header
     hist = json.loads((res.run_dir / "history.json").read_text())
     assert [h["epoch"] for h in hist] == list(range(1, len(hist) + 1))
 

@@ -43,7 +43,7 @@ from ctrkit.bench.sessions import SessionLog, TimeLeft
 from ctrkit.bench.suite import RunSpec, Suite
 from ctrkit.errors import ConfigError, CtrkitError
 from ctrkit.nn import field_attention
-from ctrkit.train import optimizers
+from ctrkit.train import allocator, optimizers
 
 log = logging.getLogger("ctrkit.bench")
 
@@ -63,6 +63,8 @@ def environment() -> dict[str, Any]:
     # Which attention kernels ran (they change speed, and float rounding, not the model).
     libs["ctrkit attention kernels"] = field_attention.kernels()
     libs["ctrkit row-sparse update"] = "c" if optimizers.native_available() else None
+    # Whether train() keeps freed memory for reuse (speed only; see ctrkit.train.allocator).
+    libs["ctrkit malloc reuse"] = "on" if allocator.reuse_wanted() else None
     commit = None
     try:
         r = subprocess.run(

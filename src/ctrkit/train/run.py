@@ -27,6 +27,7 @@ from ctrkit.config import RunConfig
 from ctrkit.data.loader import BatchLoader
 from ctrkit.data.store import Store
 from ctrkit.models.registry import build_model
+from ctrkit.train.allocator import keep_freed_memory
 from ctrkit.train.checkpoint import atomic_write_json, atomic_write_text
 from ctrkit.train.data import prepare_store
 from ctrkit.train.trainer import Trainer, seed_everything
@@ -154,6 +155,7 @@ def train(
     handler = _setup_logging(run_dir)
     try:
         set_threads(t.threads)
+        malloc_reuse = keep_freed_memory()
         warm = _warm_optimizer_import()
         t_prepare = time.perf_counter()
         store = prepare_store(cfg.dataset, progress=t.progress)
@@ -170,7 +172,7 @@ def train(
             warm.join()
         trainer = Trainer(model, t, train_loader, valid_loader, run_dir, rank=rank, world_size=world, on_evaluation=on_evaluation)
         log.info(
-            "ctrkit %s | %s on %s | %d parameters | embeddings %s | threads torch=%d polars=%s | batch %d | huge-page alloc %s",
+            "ctrkit %s | %s on %s | %d parameters | embeddings %s | threads torch=%d polars=%s | batch %d | huge-page alloc %s | malloc reuse %s",
             __version__,
             cfg.model.name,
             store.manifest["name"],
@@ -180,6 +182,7 @@ def train(
             os.environ.get("POLARS_MAX_THREADS", "default"),
             t.batch_size,
             "on" if HUGE_PAGE_ALLOC else "off",
+            "on" if malloc_reuse else "off",
         )
         state = trainer.fit(resume=resume is not None)
         # The restored weights are the ones evaluated on validation at the best epoch: that
