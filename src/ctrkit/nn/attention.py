@@ -12,6 +12,7 @@ from torch import nn
 
 from ctrkit.nn.dropout import FastDropout
 from ctrkit.nn.field_attention import mix, pair_scores, project_heads
+from ctrkit.nn.softmax import softmax_last
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -70,7 +71,7 @@ class MultiHeadSelfAttention(nn.Module):
         return project_heads(x, layers, self.num_heads, self.head_dim)
 
     def _weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(pair_scores(q, k, self.scale), dim=-1)  # (B, H, F, F)
+        return softmax_last(pair_scores(q, k, self.scale))  # (B, H, F, F)
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, F, input_dim) -> (B, num_heads, F, F); each row is a distribution over fields."""

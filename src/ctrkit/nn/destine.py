@@ -13,6 +13,7 @@ from torch import nn
 
 from ctrkit.nn.dropout import FastDropout
 from ctrkit.nn.field_attention import mix, pair_scores, project_heads
+from ctrkit.nn.softmax import softmax_last
 
 
 class DisentangledSelfAttention(nn.Module):
@@ -69,7 +70,7 @@ class DisentangledSelfAttention(nn.Module):
     def _weights(self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q = q - q.mean(dim=1, keepdim=True)  # whiten over fields; q, k: (B, F, H, d)
         k = k - k.mean(dim=1, keepdim=True)
-        pair = torch.softmax(pair_scores(q, k, self.head_dim**-0.5 if self.use_scale else 1.0), dim=-1)
+        pair = softmax_last(pair_scores(q, k, self.head_dim**-0.5 if self.use_scale else 1.0))
         unary = torch.softmax(self.w_unary(x), dim=1).transpose(1, 2).unsqueeze(2)  # (B, H, 1, F)
         return pair, unary
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ctrkit.nn.softmax import softmax_last
+
 
 class GraphLayer(nn.Module):
     """One round of message passing with node-specific weights.
@@ -75,7 +77,7 @@ class FiGNNLayer(nn.Module):
         w_src, w_dst = self.W_attn.weight[0].split(self.dim)
         scores = (e @ w_src).unsqueeze(2) + (e @ w_dst).unsqueeze(1)  # (B, F, F): [i, j]
         scores = F.leaky_relu(scores, negative_slope=0.01).masked_fill(self.eye, float("-inf"))
-        return torch.softmax(scores, dim=-1)
+        return softmax_last(scores)
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         g = self.attention_graph(e)
