@@ -21,7 +21,12 @@ _PROBE = r"""
 import ctypes, json
 import ctrkit
 import torch
-from ctrkit.train.allocator import keep_freed_memory
+from ctrkit.train.allocator import keep_freed_memory, release_free_memory
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in (
@@ -37,7 +42,10 @@ t.fill_(1.0)
 during = libc.mallinfo2()
 del t
 after = libc.mallinfo2()
-print(json.dumps({"applied": applied, "again": again,
+rss_kept = rss()
+released = release_free_memory()
+rss_released = rss()
+print(json.dumps({"applied": applied, "again": again, "released": released, "rss": [rss_kept, rss_released],
                   "mmap_blocks": [before.hblks, during.hblks, after.hblks],
                   "heap_bytes": [before.arena, during.arena, after.arena]}))
 """
@@ -58,6 +66,8 @@ def test_large_blocks_come_from_the_heap_and_stay():
     heap_before, heap_during, heap_after = r["heap_bytes"]
     assert heap_during >= heap_before + 64 * 2**20
     assert heap_after == heap_during  # freed, but not handed back to the kernel
+    kept, released = r["rss"]
+    assert r["released"] and released <= kept - 60 * 2**20  # until the run ends
 
 
 def test_switched_off_leaves_malloc_alone():

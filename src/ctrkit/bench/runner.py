@@ -216,6 +216,9 @@ def execute_run(
     from ctrkit.train.checkpoint import atomic_write_json, atomic_write_text
     from ctrkit.train.run import train
 
+    # Memory the last run freed but kept (see ctrkit.train.allocator) goes back first, so this
+    # run's peak is its own.
+    allocator.release_free_memory()
     reset_peak_rss()
     trained_here = True
     raised: list[BaseException] = []

@@ -27,7 +27,7 @@ from ctrkit.config import RunConfig
 from ctrkit.data.loader import BatchLoader
 from ctrkit.data.store import Store
 from ctrkit.models.registry import build_model
-from ctrkit.train.allocator import keep_freed_memory
+from ctrkit.train.allocator import keep_freed_memory, release_free_memory
 from ctrkit.train.checkpoint import atomic_write_json, atomic_write_text
 from ctrkit.train.data import prepare_store
 from ctrkit.train.trainer import Trainer, seed_everything
@@ -153,6 +153,7 @@ def train(
         atomic_write_text(cfg.to_yaml(), run_dir / "config.yaml")
     t = cfg.training
     handler = _setup_logging(run_dir)
+    malloc_reuse = False
     try:
         set_threads(t.threads)
         malloc_reuse = keep_freed_memory()
@@ -226,6 +227,8 @@ def train(
     finally:
         logging.getLogger("ctrkit").removeHandler(handler)
         handler.close()
+        if malloc_reuse:
+            release_free_memory()  # the steps' memory, kept for reuse while training
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, torch.nn.Module, Store]:
