@@ -18,7 +18,7 @@ import pytest
 
 from ctrkit.bench.db import ResultsDB
 from ctrkit.bench.plots import PlotPoint, pareto_front, scatter_svg
-from ctrkit.bench.report import leaderboard_rows, write_report, write_reports
+from ctrkit.bench.report import environment_line, leaderboard_rows, write_report, write_reports
 from ctrkit.bench.suite import config_hash, run_id
 
 SEEDS = (2021, 2022, 2023, 2024, 2025)
@@ -130,6 +130,14 @@ def test_rows_statistics_and_costs(bench):
     assert table["environment"]["threads"] == [1]
 
 
+def test_environment_line_says_when_runs_span_commits():
+    one = environment_line({"cpu_model": ["Xeon"], "threads": [1], "ctrkit_version": ["0.1.0"], "git_commit": ["abc"]})
+    assert one == "CPU: Xeon; threads: 1; ctrkit: 0.1.0; commit: abc"
+    two = environment_line({"threads": [1], "git_commit": ["abc", "def"]})
+    assert two.startswith("threads: 1; commit: abc, def. The runs come from 2 commits;")
+    assert environment_line({}) == ""
+
+
 def _md_rows(md: str) -> list[list[str]]:
     return [[c.strip() for c in line.split("|")[1:-1]] for line in md.splitlines() if line.startswith("| ") and not line.startswith("|  | model")]
 
@@ -150,6 +158,7 @@ def test_markdown(bench):
     # absent costs are '-'; raw HTML in a label is escaped for Markdown renderers
     assert rows["Wide&Deep &lt;i>x&lt;/i>"]["infer 1 row ms"] == "-"
     assert rows["LR"]["p vs best"] == "<0.001"
+    assert "threads: 1" in md  # the environment line of the dataset's section
     assert "![test AUC against training time (s)](plots/frappe-train_seconds.svg)" in md
 
 

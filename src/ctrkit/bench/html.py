@@ -13,7 +13,7 @@ import json
 from html import escape
 from typing import Any
 
-from ctrkit.bench.report import MIN_SEEDS, Column, columns, slug
+from ctrkit.bench.report import MIN_SEEDS, Column, columns, environment_line, slug
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans",sans-serif;margin:1.5rem auto;max-width:1800px;padding:0 1rem;color:#1d1d1f;background:#fff}
@@ -122,15 +122,6 @@ def _table(table: dict[str, Any], ds: str) -> str:
     return "\n".join(out)
 
 
-def _environment(env: dict[str, list[Any]]) -> str:
-    parts = []
-    for key, label in (("cpu_model", "CPU"), ("threads", "threads"), ("ctrkit_version", "ctrkit"), ("git_commit", "commit")):
-        vals = env.get(key) or []
-        if vals:
-            parts.append(f"{label}: {', '.join(str(v) for v in vals)}")
-    return "; ".join(parts)
-
-
 def render_html(
     tables: dict[str, dict[str, Any]],
     title: str,
@@ -174,7 +165,7 @@ def render_html(
                 f'<p class="note">BARS AUC: the published BARS leaderboard figure for {escape(t["adapter"])} '
                 "(one run of BARS's tuned configuration); Δ BARS is our mean minus it.</p>"
             )
-        env = _environment(t.get("environment") or {})
+        env = environment_line(t.get("environment") or {})
         if env:
             out.append(f'<p class="env">{escape(env)}</p>')
         out.append(_table(t, ds))

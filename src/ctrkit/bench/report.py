@@ -235,6 +235,24 @@ def leaderboard_rows(db: ResultsDB, suite: str | None = None) -> dict[str, dict[
     return out
 
 
+def environment_line(env: dict[str, list[Any]]) -> str:
+    """What produced a dataset's runs, in one line: CPU, threads, ctrkit version and commits.
+    With runs from several commits it says so: their cost columns then compare code versions."""
+    parts = []
+    for key, label in (("cpu_model", "CPU"), ("threads", "threads"), ("ctrkit_version", "ctrkit"), ("git_commit", "commit")):
+        vals = env.get(key) or []
+        if vals:
+            parts.append(f"{label}: {', '.join(str(v) for v in vals)}")
+    line = "; ".join(parts)
+    commits = env.get("git_commit") or []
+    if len(commits) > 1:
+        line += (
+            f". The runs come from {len(commits)} commits; speed and memory changes between them "
+            "show in the cost columns (each run's commit is recorded with it)"
+        )
+    return line
+
+
 # ------------------------------------------------------------------ table layout
 @dataclass(frozen=True)
 class Column:
@@ -373,6 +391,9 @@ def render(
             lines += [f"Bayes-optimal test AUC {bayes['auc']:.4f}, logloss {bayes['logloss']:.4f} (from truth.json).", ""]
         if t.get("bars"):
             lines += [f"BARS AUC: the published BARS leaderboard figure for `{t['adapter']}` (one run of BARS's tuned configuration).", ""]
+        env = environment_line(t.get("environment") or {})
+        if env:
+            lines += [_md_cell(env) + ".", ""]
         cols = columns(t)
         lines.append("| " + " | ".join(_md_cell(c.header) for c in cols) + " |")
         lines.append("|" + "|".join("---" for _ in cols) + "|")
