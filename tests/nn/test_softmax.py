@@ -26,6 +26,8 @@ def test_short_axes_take_the_blocked_form_and_long_ones_torch():
     long = softmax_last(torch.randn(4, 16, requires_grad=True))
     assert type(short.grad_fn).__name__ == "_ShortSoftmaxBackward"
     assert type(long.grad_fn).__name__ != "_ShortSoftmaxBackward"
+    half = softmax_last(torch.randn(4, 10, dtype=torch.bfloat16, requires_grad=True))
+    assert type(half.grad_fn).__name__ != "_ShortSoftmaxBackward"  # PyTorch's float32 accumulation
 
 
 def test_gradcheck_and_large_logits():

@@ -4,8 +4,9 @@ Why: PyTorch's CPU softmax (2.13) takes a slow path when the axis is shorter tha
 width (16 floats here). Over attention weights shaped (4096, 4, 10, 10) -- AutoInt on Frappe_x1
 -- forward and backward took 41 ms on one thread, against 5 ms for an axis of 16. Written as
 max, subtract, exp, sum and divide, with the usual closed-form backward, the same values take
-16 ms. Axes of 16 or more, other devices, and traced, scripted or compiled graphs keep
-``torch.softmax``.
+16 ms. Axes of 16 or more, other devices, half-precision tensors (bf16 autocast: PyTorch's kernel
+accumulates them in float32, the written-out form would round each step) and traced, scripted or
+compiled graphs keep ``torch.softmax``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def softmax_last(x: torch.Tensor) -> torch.Tensor:
         or x.dim() == 0
         or x.shape[-1] >= _SHORT
         or x.device.type != "cpu"
-        or not x.is_floating_point()
+        or x.dtype not in (torch.float32, torch.float64)
     ):
         return torch.softmax(x, dim=-1)
     return _ShortSoftmax.apply(x)
