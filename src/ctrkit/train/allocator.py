@@ -23,12 +23,26 @@ import ctypes
 import ctypes.util
 import os
 import platform
+from typing import Any, Callable
 
 _M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
 _M_MMAP_MAX = -4
 _TRIM_AT = 2**31 - 1  # free bytes at the heap top before glibc trims it: the largest int
 
 _applied = False
+
+
+def _glibc(name: str, argtypes: list[Any]) -> Callable[..., int] | None:
+    """glibc's function ``name`` (returning int), or None off glibc or when it cannot be loaded."""
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = argtypes
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def reuse_wanted() -> bool:
@@ -45,15 +59,9 @@ def keep_freed_memory() -> bool:
     global _applied
     if _applied:
         return True
-    if not reuse_wanted():
+    mallopt = _glibc("mallopt", [ctypes.c_int, ctypes.c_int]) if reuse_wanted() else None
+    if mallopt is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     # Setting either one also stops glibc's own adjustment of its thresholds to freed sizes.
     ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, _TRIM_AT) == 1
     _applied = ok
@@ -65,12 +73,5 @@ def release_free_memory() -> bool:
     the heap, and the free pages inside it). Called when a run ends, so the process does not keep
     its largest step's memory afterwards, and a bench worker's next run measures its own peak.
     Returns whether anything was released; False, doing nothing, off glibc."""
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return False
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim(0) == 1
+    trim = _glibc("malloc_trim", [ctypes.c_size_t])
+    return trim is not None and trim(0) == 1
